@@ -1,0 +1,356 @@
+"""The farm API client: one pooled httpx.Client, typed calls, retries, auth.
+
+Every call returns parsed, validated data (see core.models) or raises one of the errors in
+core.errors with a one-line message. Transient failures (connection errors, timeouts, 429,
+5xx, a 2xx whose body is not JSON) are retried under a RetryPolicy; 401/403 are not.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import ssl
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from .credentials import (
+    OAUTH_PATH,
+    OAUTH_SCOPE,
+    BearerToken,
+    Credentials,
+    StaticToken,
+    TokenSource,
+    VendorTokenExchange,
+)
+from .errors import ApiError, AuthError, ConfigError, TransientError
+from .models import DownloadBatch, parse_downloads
+from .retry import Retrier, RetryPolicy
+from .secrets import guard_third_party_loggers
+from .version import user_agent
+
+log = logging.getLogger("cdl.api")
+
+STATUSES = ("downloading", "downloaded", "pending")
+DEFAULT_PAGE_SIZE = 100
+MAX_NEXT_COUNT = 20  # the most Downloads one /downloads/next call may ask for
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 10.0
+    read: float = 60.0
+
+    def to_httpx(self) -> httpx.Timeout:
+        return httpx.Timeout(connect=self.connect, read=self.read, write=self.read, pool=30.0)
+
+
+def normalize_base_url(url: str, source: str = "the API URL") -> str:
+    """Check that `url` is an absolute http(s) URL and drop any trailing slash."""
+    text = url.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            f"{source} {text!r} is not an http(s) URL (example: https://farm.example.com)"
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{source} {text!r} must not have a query or fragment")
+    return text.rstrip("/")
+
+
+def tls_verify_setting(ca_bundle: str | None, verify: bool) -> ssl.SSLContext | bool:
+    """What to pass to httpx as `verify`.
+
+    With no CA bundle, True lets httpx honour SSL_CERT_FILE / SSL_CERT_DIR (trust_env).
+    """
+    if not verify:
+        return False
+    if ca_bundle:
+        try:
+            return ssl.create_default_context(cafile=ca_bundle)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot load CA bundle {ca_bundle}: {exc}") from None
+    return True
+
+
+def make_http_client(
+    *,
+    timeouts: Timeouts = Timeouts(),
+    verify: ssl.SSLContext | bool = True,
+    max_connections: int = 64,
+    transport: httpx.BaseTransport | None = None,
+) -> httpx.Client:
+    """The process's one pooled client. Proxies and CA variables come from the environment."""
+    guard_third_party_loggers()
+    return httpx.Client(
+        timeout=timeouts.to_httpx(),
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
+        verify=verify,
+        trust_env=True,
+        follow_redirects=False,
+        headers={"User-Agent": user_agent(), "Accept": "application/json"},
+        transport=transport,
+    )
+
+
+class FarmClient:
+    """Typed access to every endpoint of the farm downloads API."""
+
+    def __init__(
+        self,
+        base_url: str,
+        credentials: Credentials,
+        *,
+        http: httpx.Client | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.base_url = normalize_base_url(base_url)
+        self.host = urlsplit(self.base_url).netloc
+        self._http = http or make_http_client()  # owned: close() closes it
+        retrier = Retrier(policy=retry or RetryPolicy())
+        if sleep is not None:
+            retrier.sleep = sleep
+        self._retrier = retrier
+        self._tokens: TokenSource
+        if isinstance(credentials, BearerToken):
+            self._tokens = StaticToken(credentials)
+        else:
+            self._tokens = VendorTokenExchange(credentials, self._exchange_vendor_key)
+        self._credential_text = self._tokens.describe()  # type: ignore[attr-defined]
+
+    @property
+    def http(self) -> httpx.Client:
+        return self._http
+
+    @property
+    def tokens(self) -> TokenSource:
+        return self._tokens
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> FarmClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    def next_downloads(self, *, location: str | None, count: int) -> DownloadBatch:
+        """Lease up to `count` (at most 20) pending Downloads, of `location` if given."""
+        count = max(1, min(MAX_NEXT_COUNT, count))
+        params: dict[str, Any] = {"count": count}
+        if location:
+            params["location"] = location
+        body = self._call("GET", "/downloads/next", "asking for the next downloads", params=params)
+        return parse_downloads(_field(body, "data", list, "/downloads/next"))
+
+    def iter_job_downloads(
+        self,
+        job_id: str,
+        task_ids: tuple[str, ...] | None = None,
+        *,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> Iterator[DownloadBatch]:
+        """Yield the job's Downloads a page at a time, following the cursor to the end."""
+        path = f"/jobs/{job_id}/downloads"
+        payload = {"tids": list(task_ids) if task_ids is not None else None}
+        cursor: str | None = None
+        seen_cursors: set[str] = set()
+        page = 0
+        while True:
+            page += 1
+            params: dict[str, Any] = {"limit": page_size}
+            if cursor:
+                params["start_cursor"] = cursor
+            body = self._call(
+                "POST", path, f"listing job {job_id} (page {page})", params=params, json=payload
+            )
+            items = _field(body, "downloads", list, path)
+            next_cursor = body.get("next_cursor")
+            if next_cursor is not None and not isinstance(next_cursor, str):
+                raise ApiError(f"the farm's answer to {path} has a 'next_cursor' that is not text")
+            yield parse_downloads(items, next_cursor=next_cursor or None)
+            if not next_cursor:
+                return
+            if next_cursor in seen_cursors:
+                raise ApiError(f"the farm repeated a page cursor while listing job {job_id}")
+            seen_cursors.add(next_cursor)
+            cursor = next_cursor
+
+    def list_job_downloads_legacy(self, job_id: str, task_id: str | None = None) -> DownloadBatch:
+        """The older, unpaged listing: every Download of a job, or of one task."""
+        params = {"tid": task_id} if task_id else None
+        path = f"/downloads/{job_id}"
+        body = self._call("GET", path, f"listing job {job_id} (legacy)", params=params)
+        return parse_downloads(_field(body, "downloads", list, path))
+
+    def report_status(
+        self, download_id: str, status: str, *, bytes_downloaded: int, bytes_to_download: int
+    ) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        payload = {
+            "download_id": download_id,
+            "status": status,
+            "bytes_downloaded": bytes_downloaded,
+            "bytes_to_download": bytes_to_download,
+        }
+        self._call(
+            "POST",
+            "/downloads/status",
+            f"reporting {download_id} {status}",
+            json=payload,
+            want_json=False,
+        )
+
+    def report_fail(self, download_id: str, message: str) -> None:
+        self._call(
+            "POST",
+            f"/downloads/{download_id}/fail",
+            f"reporting {download_id} failed",
+            content=message.encode("utf-8", "replace"),
+            headers={"Content-Type": "text/plain; charset=utf-8"},
+            want_json=False,
+        )
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        want_json: bool = True,
+    ) -> Any:
+        url = self.base_url + path
+        renewed = False
+
+        def attempt() -> Any:
+            nonlocal renewed
+            while True:
+                request_headers = {"Authorization": f"Bearer {self._tokens.bearer()}"}
+                if headers:
+                    request_headers.update(headers)
+                response = self._send(
+                    what,
+                    method,
+                    url,
+                    params=params,
+                    json=json,
+                    content=content,
+                    headers=request_headers,
+                )
+                if response.status_code == 401 and not renewed and self._tokens.renew_after_401():
+                    renewed = True
+                    log.info("%s: 401, renewing the access token once", what)
+                    continue
+                return _interpret(response, what, self._credential_text, want_json)
+
+        return self._retrier.call(attempt)
+
+    def _send(self, what: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self._http.request(method, url, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise TransientError(f"{what}: timed out ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise TransientError(f"{what}: {_describe_transport_error(exc)}") from None
+
+    def _exchange_vendor_key(self, client_id: str, private_key: str) -> Any:
+        url = self.base_url + OAUTH_PATH
+        what = "exchanging the vendor API key"
+        params = {
+            "grant_type": "client_credentials",
+            "scope": OAUTH_SCOPE,
+            "client_id": client_id,
+            "client_secret": private_key,
+        }
+
+        def attempt() -> Any:
+            response = self._send(what, "GET", url, params=params)
+            return _interpret(response, what, self._credential_text, want_json=True)
+
+        return self._retrier.call(attempt)
+
+
+def _interpret(response: httpx.Response, what: str, credential_text: str, want_json: bool) -> Any:
+    status = response.status_code
+    if status in (401, 403):
+        verb = "refused" if status == 401 else "does not allow"
+        raise AuthError(f"{what}: the farm {verb} {credential_text} (HTTP {status}); check the key")
+    if status == 429 or status >= 500:
+        raise TransientError(
+            f"{what}: the farm answered HTTP {status}{_server_reason(response)}",
+            status,
+            _retry_after(response),
+        )
+    if not 200 <= status < 300:
+        raise ApiError(f"{what}: the farm answered HTTP {status}{_server_reason(response)}", status)
+    if not want_json:
+        return None
+    try:
+        return response.json()
+    except (ValueError, UnicodeDecodeError):
+        raise TransientError(
+            f"{what}: the farm answered HTTP {status} with a body that is not JSON", status
+        ) from None
+
+
+def _field(body: Any, key: str, kind: type, path: str) -> Any:
+    if not isinstance(body, dict):
+        raise ApiError(f"the farm's answer to {path} is not a JSON object")
+    value = body.get(key)
+    if not isinstance(value, kind):
+        missing = "has no" if value is None else "has a malformed"
+        raise ApiError(f"the farm's answer to {path} {missing} '{key}' {kind.__name__}")
+    return value
+
+
+def _server_reason(response: httpx.Response) -> str:
+    """A short, single-line reason from the server's body, if it gave one."""
+    text = ""
+    try:
+        body = response.json()
+        if isinstance(body, dict):
+            for key in ("error", "message", "detail"):
+                if isinstance(body.get(key), str):
+                    text = body[key]
+                    break
+    except (ValueError, UnicodeDecodeError):
+        text = response.text if len(response.content) < 300 else ""
+    text = " ".join(text.split())[:160]
+    return f": {text}" if text else ""
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.datetime.now(when.tzinfo)).total_seconds())
+
+
+def _describe_transport_error(exc: httpx.TransportError) -> str:
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())[:200]

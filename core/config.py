@@ -1,0 +1,273 @@
+"""Settings, and where each one came from.
+
+Precedence, highest first: command-line flags > `CDL_*` environment variables > the TOML
+config file (`$XDG_CONFIG_HOME/cdl/config.toml`, or `--config`) > the vendor's
+`CONDUCTOR_*` environment variables > built-in defaults. Every resolved value remembers
+its source, which `--print-config` shows (with secrets redacted).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .secrets import Secret
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised by the Python 3.10 smoke run in CI
+    import tomli as tomllib
+
+ENV_PREFIX = "CDL_"
+
+
+def _xdg(name: str, fallback: str, env: Mapping[str, str]) -> Path:
+    value = env.get(name)
+    return Path(value) if value else Path.home() / fallback
+
+
+def default_config_path(env: Mapping[str, str]) -> Path:
+    return _xdg("XDG_CONFIG_HOME", ".config", env) / "cdl" / "config.toml"
+
+
+def default_state_dir(env: Mapping[str, str]) -> Path:
+    return _xdg("XDG_STATE_HOME", ".local/state", env) / "cdl"
+
+
+# -- value parsers ----------------------------------------------------------------------------
+
+
+def _as_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected text")
+    return value
+
+
+def _as_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected a whole number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return int(value)
+    raise ValueError("expected a whole number")
+
+
+def _as_positive_int(value: Any) -> int:
+    number = _as_int(value)
+    if number < 1:
+        raise ValueError("must be at least 1")
+    return number
+
+
+def _as_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("expected a number")
+    if isinstance(value, int | float | str):
+        number = float(value)
+    else:
+        raise ValueError("expected a number")
+    if number < 0:
+        raise ValueError("must not be negative")
+    return number
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError("expected true or false")
+
+
+def _as_path(value: Any) -> Path:
+    return Path(_as_str(value)).expanduser()
+
+
+def _as_secret(value: Any) -> Secret:
+    return Secret(_as_str(value))
+
+
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _as_level(value: Any) -> str:
+    level = _as_str(value).upper()
+    if level not in _LEVELS:
+        raise ValueError(f"expected one of {', '.join(_LEVELS)}")
+    return level
+
+
+def _setting(
+    default: Any,
+    parse: Callable[[Any], Any],
+    help: str,
+    *,
+    vendor_env: str | None = None,
+    secret: bool = False,
+) -> Any:
+    return field(
+        default=default,
+        metadata={"parse": parse, "help": help, "vendor_env": vendor_env, "secret": secret},
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting cdl-tui reads from flags, environment or the config file."""
+
+    api_url: str | None = _setting(
+        None, _as_str, "base URL of the farm API", vendor_env="CONDUCTOR_URL"
+    )
+    api_key: Secret | None = _setting(
+        None,
+        _as_secret,
+        "bearer token, or the vendor's API key (JSON or base64 JSON with client_id)",
+        vendor_env="CONDUCTOR_API_KEY",
+        secret=True,
+    )
+    api_key_file: Path | None = _setting(
+        None,
+        _as_path,
+        "file holding a bearer token or a vendor API key",
+        vendor_env="CONDUCTOR_API_KEY_PATH",
+    )
+    ca_bundle: Path | None = _setting(None, _as_path, "CA bundle (PEM) to verify TLS with")
+    tls_verify: bool = _setting(True, _as_bool, "verify TLS certificates")
+    connect_timeout: float = _setting(10.0, _as_float, "seconds to wait for a connection")
+    read_timeout: float = _setting(60.0, _as_float, "seconds to wait for data")
+    output: Path | None = _setting(None, _as_path, "download into DIR/<job_id>/...")
+    threads: int = _setting(8, _as_positive_int, "download worker threads")
+    location: str | None = _setting(None, _as_str, "location tag for daemon mode")
+    page_size: int = _setting(
+        100,
+        _as_positive_int,
+        "Downloads per page of a job listing",
+        vendor_env="CONDUCTOR_DOWNLOADER_PAGE_SIZE",
+    )
+    log_level: str = _setting("INFO", _as_level, "log level", vendor_env="CONDUCTOR_LOG_LEVEL")
+    log_dir: Path | None = _setting(None, _as_path, "folder for the rotating log file")
+
+    # Filled in by resolve_settings: setting name -> where its value came from.
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def source_of(self, name: str) -> str:
+        return self.sources.get(name, "default")
+
+    def rank_of(self, name: str) -> int:
+        """Precedence of a value's source: 4 flag, 3 CDL env, 2 config file, 1 vendor env."""
+        source = self.source_of(name)
+        for prefix, rank in (("flag", 4), ("env CDL_", 3), ("config", 2), ("env", 1)):
+            if source.startswith(prefix):
+                return rank
+        return 0
+
+
+SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Settings) if f.name != "sources")
+_FIELDS = {f.name: f for f in fields(Settings) if f.name != "sources"}
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def resolve_settings(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_path: Path | None = None,
+) -> Settings:
+    """Merge every source into Settings. `flags` holds only the flags the user gave.
+
+    `config_path` None means the default location, which may be absent; an explicit path
+    (from `--config` or `CDL_CONFIG`) must exist.
+    """
+    env = os.environ if env is None else env
+    flags = flags or {}
+    explicit = config_path
+    if explicit is None and env.get("CDL_CONFIG"):
+        explicit = Path(env["CDL_CONFIG"])
+    path = explicit or default_config_path(env)
+    file_values = load_config_file(path, required=explicit is not None)
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    layers: list[tuple[str, Callable[[str], Any]]] = [
+        ("vendor", lambda name: _vendor_value(name, env)),
+        ("file", file_values.get),
+        ("env", lambda name: env.get(env_name(name))),
+        ("flag", flags.get),
+    ]
+    for name in SETTING_NAMES:
+        meta = _FIELDS[name].metadata
+        for layer, lookup in layers:
+            raw = lookup(name)
+            if raw is None or (isinstance(raw, str) and raw == "" and layer != "flag"):
+                continue
+            source = {
+                "vendor": f"env {meta['vendor_env']}",
+                "file": f"config {path}",
+                "env": f"env {env_name(name)}",
+                "flag": f"flag {flag_name(name)}",
+            }[layer]
+            try:
+                values[name] = meta["parse"](raw)
+            except (ValueError, TypeError) as exc:
+                shown = "***" if meta["secret"] else repr(raw)
+                raise ConfigError(f"{name} from {source}: {shown} is not valid: {exc}") from None
+            sources[name] = source
+    return replace(Settings(**values), sources=sources)
+
+
+def _vendor_value(name: str, env: Mapping[str, str]) -> str | None:
+    vendor = _FIELDS[name].metadata["vendor_env"]
+    return env.get(vendor) if vendor else None
+
+
+def load_config_file(path: Path, *, required: bool) -> dict[str, Any]:
+    """Read the TOML config file; unknown keys are an error that names the key."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(f"config file {path} does not exist") from None
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        table = tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    for key in table:
+        if key not in _FIELDS:
+            raise ConfigError(
+                f"config file {path}: unknown setting {key!r} (known: {', '.join(SETTING_NAMES)})"
+            )
+    return table
+
+
+def describe_settings(settings: Settings) -> list[tuple[str, str, str]]:
+    """(name, shown value, source) for every setting; secrets are redacted."""
+    rows = []
+    for name in SETTING_NAMES:
+        value = getattr(settings, name)
+        if _FIELDS[name].metadata["secret"] and value is not None:
+            shown = "*** (set)"
+        elif value is None:
+            shown = "(not set)"
+        else:
+            shown = str(value)
+        rows.append((name, shown, settings.source_of(name)))
+    return rows

@@ -1,0 +1,50 @@
+"""From resolved Settings to a working FarmClient: URL, credentials, TLS, timeouts."""
+
+from __future__ import annotations
+
+from .api import FarmClient, Timeouts, make_http_client, normalize_base_url, tls_verify_setting
+from .config import Settings
+from .credentials import Credentials, credentials_from_file, credentials_from_text
+from .errors import ConfigError
+
+NO_URL_HELP = (
+    "no farm API URL: pass --api-url URL, set CDL_API_URL, put api_url in "
+    "~/.config/cdl/config.toml, or set CONDUCTOR_URL; or try `cdl-tui --demo`"
+)
+NO_KEY_HELP = (
+    "no API key: set CDL_API_KEY, pass --api-key-file FILE, put api_key in "
+    "~/.config/cdl/config.toml, or set CONDUCTOR_API_KEY / CONDUCTOR_API_KEY_PATH"
+)
+
+
+def api_url_from(settings: Settings) -> str:
+    if not settings.api_url:
+        raise ConfigError(NO_URL_HELP)
+    return normalize_base_url(settings.api_url, f"the API URL from {settings.source_of('api_url')}")
+
+
+def credentials_from(settings: Settings) -> Credentials:
+    """The credential with the highest-precedence source; a direct key wins a tie."""
+    key, key_file = settings.api_key, settings.api_key_file
+    if key_file is not None and (
+        key is None or settings.rank_of("api_key_file") > settings.rank_of("api_key")
+    ):
+        return credentials_from_file(key_file, settings.source_of("api_key_file"))
+    if key is not None:
+        return credentials_from_text(key.reveal(), settings.source_of("api_key"))
+    raise ConfigError(NO_KEY_HELP)
+
+
+def client_from(settings: Settings, credentials: Credentials | None = None) -> FarmClient:
+    """A FarmClient for `settings` (credentials override the configured ones, e.g. --demo)."""
+    url = api_url_from(settings)
+    creds = credentials or credentials_from(settings)
+    verify = tls_verify_setting(
+        str(settings.ca_bundle) if settings.ca_bundle else None, settings.tls_verify
+    )
+    http = make_http_client(
+        timeouts=Timeouts(connect=settings.connect_timeout, read=settings.read_timeout),
+        verify=verify,
+        max_connections=max(16, settings.threads * 2),
+    )
+    return FarmClient(url, creds, http=http)

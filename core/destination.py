@@ -1,0 +1,81 @@
+"""Where a Download's files land, and the checks that keep them inside their root.
+
+With `--output DIR` a Download goes to `DIR/<job_id>/`; without it, to its own
+`output_dir`. An `output_dir` that cannot exist here (a Windows path on Linux, a relative
+path, a mount we cannot write) falls back to `<fallback>/<job_id>/` with a warning.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .models import Download, RemoteFile
+from .paths import UnsafePath
+
+DEFAULT_FALLBACK = Path("~/cdl-downloads")
+_WINDOWS_RE = re.compile(r"^(?:[A-Za-z]:|\\\\|//[^/])")
+
+
+@dataclass(frozen=True)
+class DestinationPolicy:
+    output: Path | None = None
+    fallback: Path = DEFAULT_FALLBACK
+
+    def root_for(self, download: Download) -> tuple[Path, str | None]:
+        """The folder the Download's relative paths hang from, and a warning if it fell back."""
+        if self.output is not None:
+            return self.output.expanduser() / download.job_id, None
+        reason = output_dir_problem(download.output_dir)
+        if reason is None:
+            return Path(download.output_dir), None
+        fallback = self.fallback.expanduser() / download.job_id
+        return fallback, f"output_dir {download.output_dir!r} {reason}; using {fallback}"
+
+
+def output_dir_problem(output_dir: str) -> str | None:
+    """Why `output_dir` cannot be used on this machine, or None if it can."""
+    if not output_dir:
+        return "is empty"
+    if os.name == "posix" and (_WINDOWS_RE.match(output_dir) or "\\" in output_dir):
+        return "is a Windows path"
+    path = Path(output_dir)
+    if not path.is_absolute():
+        return "is not an absolute path"
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot be written here ({existing} is not a writable folder)"
+    return None
+
+
+def plan_files(download: Download, root: Path) -> list[tuple[RemoteFile, Path]]:
+    """Each file with its destination; raises UnsafePath if any would escape `root`.
+
+    Relative paths were checked lexically when the Download was parsed; here the disk is
+    consulted: a path through a symlink that leads outside the root is refused, and so are
+    two files of one Download that land on the same path.
+    """
+    root_real = root.expanduser().resolve()
+    seen: dict[str, str] = {}
+    planned = []
+    for remote in download.files:
+        dest = root / remote.relative_path
+        real = dest.resolve()
+        if real != root_real and root_real not in real.parents:
+            raise UnsafePath(
+                f"{remote.relative_path!r} leads outside {root} through a symbolic link"
+            )
+        key = str(real)
+        if key in seen:
+            raise UnsafePath(
+                f"{remote.relative_path!r} and {seen[key]!r} would be written to the same file"
+            )
+        seen[key] = remote.relative_path
+        planned.append((remote, dest))
+    return planned

@@ -1,0 +1,199 @@
+"""What the farm sends, parsed and validated into frozen dataclasses.
+
+A Download is every output file of one finished task. The farm's answers are untrusted:
+`parse_downloads` keeps each valid Download and turns each invalid one into a
+`RejectedDownload` carrying a one-line reason, so one bad entry never stops the others.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InvalidDownload
+from .jobspec import pad_job_id, pad_task_id
+from .paths import UnsafePath, normalize_relative_path
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteFile:
+    """One output file: where to fetch it, what it must hash to, where it goes."""
+
+    url: str
+    md5: str  # base64 of the raw 16-byte digest, as the farm sends it
+    relative_path: str  # normalized; see core.paths
+    size: int
+
+    @property
+    def md5_digest(self) -> bytes:
+        return base64.b64decode(self.md5)
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    """All output files of one task, as leased or listed by the farm."""
+
+    download_id: str
+    job_id: str
+    task_id: str
+    output_dir: str
+    size: int
+    files: tuple[RemoteFile, ...]
+    location: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.job_id}:{self.task_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedDownload:
+    """A Download that failed validation. download_id is known when it could be read."""
+
+    reason: str
+    download_id: str | None = None
+    job_id: str | None = None
+    task_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadBatch:
+    """One answer from the farm: the valid Downloads, the rejected ones, the next cursor."""
+
+    downloads: tuple[Download, ...]
+    rejected: tuple[RejectedDownload, ...] = ()
+    next_cursor: str | None = None
+
+
+def parse_downloads(items: Any, *, next_cursor: str | None = None) -> DownloadBatch:
+    """Validate a list of Download objects; raise InvalidDownload only if it is not a list."""
+    if not isinstance(items, list):
+        raise InvalidDownload(f"expected a list of downloads, got {_type_name(items)}")
+    good: list[Download] = []
+    bad: list[RejectedDownload] = []
+    for index, item in enumerate(items):
+        try:
+            good.append(parse_download(item))
+        except InvalidDownload as exc:
+            bad.append(_rejection(item, index, str(exc)))
+    return DownloadBatch(tuple(good), tuple(bad), next_cursor)
+
+
+def parse_download(obj: Any) -> Download:
+    """Validate one Download object; raise InvalidDownload with the reason."""
+    if not isinstance(obj, Mapping):
+        raise InvalidDownload(f"a download must be an object, got {_type_name(obj)}")
+    download_id = _text(obj, "download_id")
+    if not download_id:
+        raise InvalidDownload("'download_id' is empty")
+    job_id = pad_job_id(_digits(obj, "job_id"))
+    task_id = pad_task_id(_digits(obj, "task_id"))
+    output_dir = _text(obj, "output_dir")
+    size = _count(obj, "size")
+    location = obj.get("location")
+    if location is not None and not isinstance(location, str):
+        raise InvalidDownload(f"'location' must be a string or null, got {_type_name(location)}")
+    raw_files = obj.get("files")
+    if raw_files is None:
+        raise InvalidDownload("'files' is missing")
+    if not isinstance(raw_files, list):
+        raise InvalidDownload(f"'files' must be a list, got {_type_name(raw_files)}")
+    files = tuple(_parse_file(index, item) for index, item in enumerate(raw_files))
+    return Download(
+        download_id=download_id,
+        job_id=job_id,
+        task_id=task_id,
+        output_dir=output_dir,
+        size=size,
+        files=files,
+        location=location or None,
+    )
+
+
+def _parse_file(index: int, obj: Any) -> RemoteFile:
+    where = f"file {index + 1}"
+    if not isinstance(obj, Mapping):
+        raise InvalidDownload(f"{where} must be an object, got {_type_name(obj)}")
+    try:
+        url = _text(obj, "url")
+        md5 = _text(obj, "md5")
+        raw_path = _text(obj, "relative_path")
+        size = _count(obj, "size")
+    except InvalidDownload as exc:
+        raise InvalidDownload(f"{where}: {exc}") from None
+    if not url.startswith(("http://", "https://")):
+        raise InvalidDownload(f"{where}: 'url' is not an http(s) URL")
+    if not _is_md5_base64(md5):
+        raise InvalidDownload(f"{where}: 'md5' is not the base64 of a 16-byte digest")
+    try:
+        relative_path = normalize_relative_path(raw_path)
+    except UnsafePath as exc:
+        raise InvalidDownload(f"{where}: refused: {exc}") from None
+    return RemoteFile(url=url, md5=md5, relative_path=relative_path, size=size)
+
+
+class _Missing:
+    pass
+
+
+_MISSING = _Missing()
+
+
+def _text(obj: Mapping[str, Any], key: str) -> str:
+    value = obj.get(key, _MISSING)
+    if value is _MISSING or value is None:
+        raise InvalidDownload(f"'{key}' is missing")
+    if not isinstance(value, str):
+        raise InvalidDownload(f"'{key}' must be a string, got {_type_name(value)}")
+    return value
+
+
+def _digits(obj: Mapping[str, Any], key: str) -> str:
+    value = _text(obj, key)
+    if not value.isascii() or not value.isdigit():
+        raise InvalidDownload(f"'{key}' must be digits, got {value[:20]!r}")
+    return value
+
+
+def _count(obj: Mapping[str, Any], key: str) -> int:
+    value = obj.get(key, _MISSING)
+    if value is _MISSING or value is None:
+        raise InvalidDownload(f"'{key}' is missing")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidDownload(f"'{key}' must be an integer, got {_type_name(value)}")
+    if value < 0:
+        raise InvalidDownload(f"'{key}' must not be negative")
+    return value
+
+
+def _is_md5_base64(text: str) -> bool:
+    try:
+        return len(base64.b64decode(text, validate=True)) == 16
+    except (binascii.Error, ValueError):
+        return False
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _rejection(item: Any, index: int, reason: str) -> RejectedDownload:
+    """Keep whatever identifies the rejected entry, so it can be reported and shown."""
+    fields: dict[str, str | None] = {"download_id": None, "job_id": None, "task_id": None}
+    if isinstance(item, Mapping):
+        for key in fields:
+            value = item.get(key)
+            if isinstance(value, str) and value:
+                fields[key] = value[:64]
+    if fields["download_id"] is None:
+        reason = f"download #{index + 1}: {reason}"
+    return RejectedDownload(reason=reason, **fields)
+
+
+def iter_files(downloads: Iterable[Download]) -> Iterable[tuple[Download, RemoteFile]]:
+    for download in downloads:
+        for remote in download.files:
+            yield download, remote
