@@ -2,6 +2,7 @@
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def ruff() -> str:
-    path = shutil.which("ruff")
+    path = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     if path is None:
         pytest.fail("ruff is not installed: install the project with its [test] extra")
     return path
