@@ -130,7 +130,7 @@ def one_file(start_farm):
 
 
 def test_file_bytes_ranges_etag_and_head(one_file):
-    farm, remote, content = one_file
+    _, remote, content = one_file
     assert base64.b64encode(hashlib.md5(content).digest()).decode() == remote.md5
     with httpx.Client() as http:
         whole = http.get(remote.url)
