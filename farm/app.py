@@ -178,17 +178,21 @@ def _job_id(raw: str) -> str:
     return pad_job_id(raw)
 
 
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise BadRequest("the body must be JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
 def _task_indexes(body: bytes) -> list[int] | None:
     """The `tids` of a job listing request as task numbers; None for every task."""
     if not body.strip():
         return None
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        raise BadRequest('the body must be JSON like {"tids": ["001"]}') from None
-    if not isinstance(payload, dict):
-        raise BadRequest("the body must be a JSON object")
-    tids = payload.get("tids")
+    tids = _json_object(body).get("tids")
     if tids is None:
         return None
     if not isinstance(tids, list):
@@ -203,12 +207,7 @@ def _task_indexes(body: bytes) -> list[int] | None:
 
 
 def _status_body(raw: bytes) -> tuple[str, str, int, int]:
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise BadRequest("the body must be JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
+    body = _json_object(raw)
     download_id = body.get("download_id")
     status = body.get("status")
     if not isinstance(download_id, str) or not download_id:

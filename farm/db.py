@@ -7,10 +7,11 @@ clients polling at once - from threads or from processes - never get the same Do
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,6 +146,19 @@ class FarmStore:
                 self._all.append(conn)
         return conn
 
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: BEGIN IMMEDIATE takes the write lock at once, so two
+        clients (threads or processes) never interleave a select-then-update."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
     def create_schema(self) -> None:
         self.conn.executescript(SCHEMA)
 
@@ -248,46 +262,26 @@ class FarmStore:
     ) -> list[DownloadRow]:
         """Atomically mark up to `count` pending, ready Downloads as leased to `client`."""
         now = time.time()
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if location:
-                picked = conn.execute(
-                    "SELECT id FROM downloads WHERE status = 'pending' AND ready = 1 "
-                    "AND location = ? ORDER BY id LIMIT ?",
-                    (location, count),
-                ).fetchall()
-            else:
-                picked = conn.execute(
-                    "SELECT id FROM downloads WHERE status = 'pending' AND ready = 1 "
-                    "ORDER BY id LIMIT ?",
-                    (count,),
-                ).fetchall()
+        where = "status = 'pending' AND ready = 1" + (" AND location = ?" if location else "")
+        with self.write() as conn:
+            picked = conn.execute(
+                f"SELECT id FROM downloads WHERE {where} ORDER BY id LIMIT ?",
+                (location, count) if location else (count,),
+            ).fetchall()
             ids = [r[0] for r in picked]
-            if ids:
-                marks = ",".join("?" * len(ids))
-                conn.execute(
-                    "UPDATE downloads SET status = 'downloading', lease_epoch = lease_epoch + 1, "
-                    "lease_holder = ?, lease_expires = ?, updated = ? "
-                    f"WHERE id IN ({marks})",
-                    [client, now + lease_timeout, now, *ids],
-                )
-                rows = conn.execute(
-                    f"SELECT * FROM downloads WHERE id IN ({marks}) ORDER BY id",
-                    ids,
-                ).fetchall()
-                self._insert_audit(
-                    [
-                        (now, "lease", r["download_id"], client, r["lease_epoch"], "next")
-                        for r in rows
-                    ]
-                )
-            else:
-                rows = []
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+            if not ids:
+                return []
+            marks = ",".join("?" * len(ids))
+            rows = conn.execute(
+                "UPDATE downloads SET status = 'downloading', lease_epoch = lease_epoch + 1, "
+                "lease_holder = ?, lease_expires = ?, updated = ? "
+                f"WHERE id IN ({marks}) RETURNING *",
+                [client, now + lease_timeout, now, *ids],
+            ).fetchall()
+            rows.sort(key=lambda r: r["id"])
+            self._insert_audit(
+                [(now, "lease", r["download_id"], client, r["lease_epoch"], "next") for r in rows]
+            )
         return self._with_files(rows)
 
     def report_status(
@@ -307,29 +301,24 @@ class FarmStore:
         late release from an expired holder cannot free a Download someone else is on.
         """
         now = time.time()
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self.write() as conn:
             row = conn.execute(
                 "SELECT id, status, lease_epoch, lease_holder, lease_expires "
                 "FROM downloads WHERE download_id = ?",
                 (download_id,),
             ).fetchone()
             if row is None:
-                conn.execute("ROLLBACK")
                 return None
             pk, current, epoch, holder, expires = row
             live_lease = current == "downloading" and expires is not None and expires >= now
             mine = holder == client
             detail = f"{status} {bytes_downloaded}/{bytes_to_download}"
             if status == "downloading":
-                if live_lease and mine:
-                    kind = "heartbeat"
-                else:
-                    kind = "lease" if not live_lease else "takeover"
-                    if live_lease:
-                        detail += f" from {holder}"
+                kind = "heartbeat" if live_lease and mine else "takeover" if live_lease else "lease"
+                if kind != "heartbeat":
                     epoch += 1
+                if kind == "takeover":
+                    detail += f" from {holder}"
                 conn.execute(
                     "UPDATE downloads SET status = 'downloading', lease_epoch = ?, "
                     "lease_holder = ?, lease_expires = ?, bytes_downloaded = ?, "
@@ -355,38 +344,24 @@ class FarmStore:
                     (status, bytes_downloaded, bytes_to_download, now, pk),
                 )
             self._insert_audit([(now, kind, download_id, client, epoch, detail)])
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         return kind
 
     def record_failure(self, download_id: str, message: str, client: str) -> bool:
         now = time.time()
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            cur = conn.execute(
+        with self.write() as conn:
+            row = conn.execute(
                 "UPDATE downloads SET fail_count = fail_count + 1, last_error = ?, updated = ? "
                 "WHERE download_id = ? RETURNING lease_epoch",
                 (message, now, download_id),
-            )
-            row = cur.fetchone()
+            ).fetchone()
             if row is not None:
                 self._insert_audit([(now, "fail", download_id, client, row[0], message[:2000])])
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return row is not None
 
     def expire_leases(self) -> list[tuple[str, str | None]]:
         """Put every `downloading` Download whose lease has run out back to `pending`."""
         now = time.time()
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self.write() as conn:
             rows = conn.execute(
                 "UPDATE downloads SET status = 'pending', lease_holder = NULL, "
                 "lease_expires = NULL, updated = ? "
@@ -397,10 +372,6 @@ class FarmStore:
             self._insert_audit(
                 [(now, "expired", r[0], r[1], r[2], "lease timed out") for r in rows]
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return [(r[0], r[1]) for r in rows]
 
     def set_ready(self, job_id: str, task_indexes: Iterable[int], ready: bool = True) -> int:

@@ -74,18 +74,12 @@ def generate_farm(data_dir: Path, spec: FarmSpec) -> list[str]:
         first = int(store.get_meta("next_job") or 1)
         task_counter = int(store.get_meta("task_counter") or 0)
         job_ids: list[str] = []
-        conn = store.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with store.write() as conn:
             builder = _JobBuilder(conn, pool, spec, task_counter)
             for number in range(first, first + spec.jobs):
                 job_ids.append(builder.add_job(number))
             store.set_meta("next_job", str(first + spec.jobs))
             store.set_meta("task_counter", str(builder.task_counter))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     finally:
         store.close()
     return job_ids
