@@ -28,6 +28,7 @@ from .credentials import (
     VendorTokenExchange,
 )
 from .errors import ApiError, AuthError, ConfigError, TransientError
+from .faults import maybe_fail
 from .models import DownloadBatch, parse_downloads
 from .retry import Retrier, RetryPolicy
 from .secrets import guard_third_party_loggers
@@ -38,6 +39,8 @@ log = logging.getLogger("cdl.api")
 STATUSES = ("downloading", "downloaded", "pending")
 DEFAULT_PAGE_SIZE = 100
 MAX_NEXT_COUNT = 20  # the most Downloads one /downloads/next call may ask for
+# For reports that must not hold a thread long (heartbeats, releases at shutdown).
+QUICK_RETRY = RetryPolicy(max_attempts=2, base_delay=0.5, max_delay=1.0, max_elapsed=10.0)
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,7 @@ class FarmClient:
         if sleep is not None:
             retrier.sleep = sleep
         self._retrier = retrier
+        self._quick_retrier = Retrier(policy=QUICK_RETRY, sleep=retrier.sleep)
         self._tokens: TokenSource
         if isinstance(credentials, BearerToken):
             self._tokens = StaticToken(credentials)
@@ -194,8 +198,15 @@ class FarmClient:
         return parse_downloads(_field(body, "downloads", list, path))
 
     def report_status(
-        self, download_id: str, status: str, *, bytes_downloaded: int, bytes_to_download: int
+        self,
+        download_id: str,
+        status: str,
+        *,
+        bytes_downloaded: int,
+        bytes_to_download: int,
+        quick: bool = False,
     ) -> None:
+        """Report a Download's status; `quick` gives up after a short retry (heartbeats)."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         payload = {
@@ -210,6 +221,7 @@ class FarmClient:
             f"reporting {download_id} {status}",
             json=payload,
             want_json=False,
+            quick=quick,
         )
 
     def report_fail(self, download_id: str, message: str) -> None:
@@ -235,6 +247,7 @@ class FarmClient:
         content: bytes | None = None,
         headers: dict[str, str] | None = None,
         want_json: bool = True,
+        quick: bool = False,
     ) -> Any:
         url = self.base_url + path
         renewed = False
@@ -260,9 +273,10 @@ class FarmClient:
                     continue
                 return _interpret(response, what, self._credential_text, want_json)
 
-        return self._retrier.call(attempt)
+        return (self._quick_retrier if quick else self._retrier).call(attempt)
 
     def _send(self, what: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        maybe_fail("api", lambda text: TransientError(f"{what}: {text}"))
         try:
             return self._http.request(method, url, **kwargs)
         except httpx.TimeoutException as exc:

@@ -9,6 +9,7 @@ its source, which `--print-config` shows (with secrets redacted).
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -107,6 +108,68 @@ def _as_level(value: Any) -> str:
     return level
 
 
+_CONFLICT = ("overwrite", "skip", "backup")
+
+
+def _as_conflict(value: Any) -> str:
+    text = _as_str(value).lower()
+    if text not in _CONFLICT:
+        raise ValueError(f"expected one of {', '.join(_CONFLICT)}")
+    return text
+
+
+def _as_regex(value: Any) -> str:
+    text = _as_str(value)
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression ({exc})") from None
+    return text
+
+
+def _as_mode(value: Any) -> int:
+    """A permission mode: 0o664 from TOML, or "664" / "0o664" as text."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        mode = value
+    else:
+        text = _as_str(value).strip().lower().removeprefix("0o")
+        if not text or any(ch not in "01234567" for ch in text):
+            raise ValueError("expected an octal mode like 664")
+        mode = int(text, 8)
+    if not 0 <= mode <= 0o7777:
+        raise ValueError("expected an octal mode like 664")
+    return mode
+
+
+def _as_group(value: Any) -> str:
+    """A group name or gid that exists on this machine."""
+    text = _as_str(value) if not isinstance(value, int) else str(value)
+    try:
+        import grp
+    except ImportError:  # pragma: no cover - not POSIX
+        return text
+    try:
+        grp.getgrgid(int(text)) if text.isdigit() else grp.getgrnam(text)
+    except (KeyError, OverflowError):
+        raise ValueError(f"no group {text!r} on this machine") from None
+    return text
+
+
+def _as_faults(value: Any) -> str:
+    from . import faults
+
+    text = _as_str(value)
+    faults.validate(text)
+    return text
+
+
+def _as_interval(value: Any) -> float:
+    number = _as_float(value)
+    if number <= 0:
+        raise ValueError("must be more than 0")
+    return number
+
+
 def _setting(
     default: Any,
     parse: Callable[[Any], Any],
@@ -155,7 +218,39 @@ class Settings:
         vendor_env="CONDUCTOR_DOWNLOADER_PAGE_SIZE",
     )
     log_level: str = _setting("INFO", _as_level, "log level", vendor_env="CONDUCTOR_LOG_LEVEL")
-    log_dir: Path | None = _setting(None, _as_path, "folder for the rotating log file")
+    log_dir: Path | None = _setting(
+        None, _as_path, "folder for the rotating log file (default $XDG_STATE_HOME/cdl/log)"
+    )
+    poll_interval: float = _setting(
+        15.0, _as_interval, "seconds to nap when the farm has nothing, and between re-listings"
+    )
+    heartbeat_interval: float = _setting(
+        5.0, _as_interval, "seconds between `downloading` reports of an active Download"
+    )
+    summary_interval: float = _setting(
+        10.0, _as_interval, "seconds between plain-text summaries (headless mode)"
+    )
+    max_attempts: int = _setting(5, _as_positive_int, "attempts per Download before FAILED")
+    on_conflict: str = _setting(
+        "overwrite", _as_conflict, "an existing file that differs: overwrite, skip or backup"
+    )
+    regex: str | None = _setting(None, _as_regex, "download only files whose path matches")
+    force: bool = _setting(False, _as_bool, "re-download files even if they are in place")
+    disable_reporting: bool = _setting(False, _as_bool, "send no status reports to the farm")
+    history_size: int = _setting(
+        100, _as_positive_int, "files and tasks kept in history (daemon mode)"
+    )
+    file_mode: int = _setting(0o664, _as_mode, "permissions of downloaded files (octal)")
+    dir_mode: int = _setting(0o775, _as_mode, "permissions of created folders (octal)")
+    group: str | None = _setting(None, _as_group, "group to give downloaded files and folders")
+    fallback_dir: Path = _setting(
+        Path("~/cdl-downloads"),
+        _as_path,
+        "where Downloads go whose output_dir cannot exist here",
+    )
+    faults: str | None = _setting(
+        None, _as_faults, "fault injection for robustness tests, e.g. chunk=0.01,api=0.05"
+    )
 
     # Filled in by resolve_settings: setting name -> where its value came from.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -267,6 +362,8 @@ def describe_settings(settings: Settings) -> list[tuple[str, str, str]]:
             shown = "*** (set)"
         elif value is None:
             shown = "(not set)"
+        elif name in ("file_mode", "dir_mode"):
+            shown = oct(value)
         else:
             shown = str(value)
         rows.append((name, shown, settings.source_of(name)))

@@ -1,11 +1,14 @@
-"""From resolved Settings to a working FarmClient: URL, credentials, TLS, timeouts."""
+"""From resolved Settings to what a run needs: a FarmClient and an EngineConfig."""
 
 from __future__ import annotations
 
 from .api import FarmClient, Timeouts, make_http_client, normalize_base_url, tls_verify_setting
 from .config import Settings
 from .credentials import Credentials, credentials_from_file, credentials_from_text
+from .engine import EngineConfig
 from .errors import ConfigError
+from .jobspec import JobSpec
+from .transfer import Permissions
 
 NO_URL_HELP = (
     "no farm API URL: pass --api-url URL, set CDL_API_URL, put api_url in "
@@ -48,3 +51,43 @@ def client_from(settings: Settings, credentials: Credentials | None = None) -> F
         max_connections=max(16, settings.threads * 2),
     )
     return FarmClient(url, creds, http=http)
+
+
+def group_id(group: str | None) -> int | None:
+    if group is None:
+        return None
+    if group.isdigit():
+        return int(group)
+    import grp
+
+    return grp.getgrnam(group).gr_gid
+
+
+def engine_config_from(
+    settings: Settings, jobs: list[JobSpec], *, exit_when_done: bool
+) -> EngineConfig:
+    """Job mode when jobs are given; daemon mode (`/downloads/next`) otherwise."""
+    return EngineConfig(
+        jobs=tuple(jobs),
+        daemon=not jobs,
+        location=settings.location,
+        exit_when_done=exit_when_done,
+        threads=settings.threads,
+        output=settings.output,
+        fallback_dir=settings.fallback_dir,
+        page_size=settings.page_size,
+        poll_interval=settings.poll_interval,
+        heartbeat_interval=settings.heartbeat_interval,
+        max_attempts=settings.max_attempts,
+        on_conflict=settings.on_conflict,
+        force=settings.force,
+        regex=settings.regex,
+        reporting=not settings.disable_reporting,
+        # An --exit-when-done run keeps its whole history (for the summary and the report).
+        history_size=None if exit_when_done else settings.history_size,
+        permissions=Permissions(
+            file_mode=settings.file_mode,
+            dir_mode=settings.dir_mode,
+            group=group_id(settings.group),
+        ),
+    )

@@ -12,6 +12,13 @@ from pathlib import Path
 
 from .secrets import guard_third_party_loggers, scrubbing_filter
 
+
+def _console_wanted(record: logging.LogRecord) -> bool:
+    """Records logged with extra={"console": False} go to the file only (the front end
+    reports them itself)."""
+    return getattr(record, "console", True)
+
+
 LOG_FORMAT = "%(asctime)s %(levelname)-7s [%(threadName)s] %(name)s: %(message)s"
 LOG_FILE = "cdl-tui.log"
 
@@ -40,6 +47,7 @@ def configure_logging(
         stream.setLevel(stderr_level)
         stream.setFormatter(logging.Formatter("cdl-tui: %(levelname)s: %(message)s"))
         stream.addFilter(scrubbing_filter())
+        stream.addFilter(_console_wanted)
         root.addHandler(stream)
     # httpx logs every request at INFO; that belongs in DEBUG for us.
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 
 from .errors import CdlError
+from .faults import maybe_fail
 from .models import RemoteFile
 from .paths import MAX_NAME_BYTES
 
@@ -78,6 +79,7 @@ def hash_file(
         while True:
             if check_stop is not None:
                 check_stop()
+            maybe_fail("hash", OSError)
             count = handle.readinto(buffer)
             if not count:
                 break
@@ -104,6 +106,7 @@ def make_dirs(directory: Path, permissions: Permissions) -> None:
             break
         current = current.parent
     for path in reversed(missing):
+        maybe_fail("mkdir", OSError)
         try:
             path.mkdir(mode=permissions.dir_mode)
         except FileExistsError:
@@ -135,6 +138,7 @@ def fetch_file(
     try:
         _stream_to(http, remote, temp, on_bytes, check_stop)
         _apply_mode(temp, permissions.file_mode, permissions.group)
+        maybe_fail("rename", TransferError)
         temp.replace(dest)
         _fsync_dir(dest.parent)
     except BaseException:
@@ -171,6 +175,7 @@ def _stream_to(
                 for chunk in response.iter_raw(CHUNK_SIZE):
                     if check_stop is not None:
                         check_stop()
+                    maybe_fail("chunk", TransferError)
                     digest.update(chunk)
                     out.write(chunk)
                     received += len(chunk)

@@ -1,93 +1,112 @@
 """`cdl-tui`: the command line.
 
 Reads flags, resolves settings (flags > CDL_* env > config file > CONDUCTOR_* env >
-defaults), and runs the download. Errors in what the user gave (flags, config, job specs,
-credentials) print one line on stderr and exit 2 before anything is written.
+defaults), and runs the engine: in job mode when job specs are given, in daemon mode
+(`/downloads/next`) otherwise. Errors in what the user gave (flags, config, job specs,
+credentials) print one line on stderr and exit 2 before anything is downloaded.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
-from collections.abc import Iterator, Sequence
+import typing
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from cdl_tui.core.config import Settings, describe_settings, resolve_settings
-from cdl_tui.core.connect import client_from
+from cdl_tui.core import faults
+from cdl_tui.core.config import Settings, default_state_dir, describe_settings, resolve_settings
+from cdl_tui.core.connect import client_from, engine_config_from
 from cdl_tui.core.credentials import Credentials
 from cdl_tui.core.destination import DestinationPolicy
+from cdl_tui.core.engine import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Engine
 from cdl_tui.core.errors import AuthError, CdlError, ConfigError
 from cdl_tui.core.jobspec import JobSpec, parse_job_specs
 from cdl_tui.core.logsetup import configure_logging
-from cdl_tui.core.simple_run import SimpleRunner
 from cdl_tui.core.version import __version__
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 EXIT_SIGINT = 130
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the full usage is in --help)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="cdl-tui",
-        description="Download finished render outputs from a farm, verified.",
+        description=(
+            "Download finished render outputs from a farm, verified. With job specs it "
+            "downloads those jobs (job mode); without, it takes what the farm hands out "
+            "(daemon mode, /downloads/next)."
+        ),
         epilog="Examples: cdl-tui --demo  |  cdl-tui --job 08285 --exit-when-done",
     )
-    parser.add_argument("specs", nargs="*", metavar="JOB", help="job specs, e.g. 08285:1-10")
-    parser.add_argument(
-        "--job", action="append", default=[], metavar="SPEC", help="a job spec (repeatable)"
+    add = parser.add_argument
+    add("specs", nargs="*", metavar="JOB", help="job specs, e.g. 08285 or 08285:1-5x2,10")
+    add("--job", action="append", default=[], metavar="SPEC", help="a job spec (repeatable)")
+    add("--exit-when-done", action="store_true", help="exit once the given jobs are done")
+    add("--demo", action="store_true", help="run against an embedded demo farm")
+    add("--headless", action="store_true", help="plain-text output instead of the full screen")
+    add("--output", metavar="DIR", help="download into DIR/<job_id>/ (default: output_dir)")
+    add("--threads", metavar="N", help="download worker threads (default 8)")
+    add("--location", metavar="TAG", help="daemon mode: only Downloads with this location tag")
+    add("--api-url", metavar="URL", help="base URL of the farm API")
+    add("--api-key-file", metavar="FILE", help="file with a bearer token or vendor API key")
+    add("--ca-bundle", metavar="PEM", help="CA bundle to verify TLS with")
+    add("--insecure", action="store_true", help="do not verify TLS certificates (not advised)")
+    add("--regex", metavar="RE", help="download only files whose relative path matches")
+    add("--force", action="store_true", help="re-download files even if already in place")
+    add(
+        "--on-conflict",
+        choices=("overwrite", "skip", "backup"),
+        help="an existing file that differs from the farm's (default overwrite)",
     )
-    parser.add_argument("--demo", action="store_true", help="run against an embedded demo farm")
-    parser.add_argument(
-        "--exit-when-done",
-        action="store_true",
-        help="exit once every file of the given jobs is verified",
-    )
-    parser.add_argument("--output", metavar="DIR", help="download into DIR/<job_id>/")
-    parser.add_argument("--threads", metavar="N", help="download worker threads (default 8)")
-    parser.add_argument("--location", metavar="TAG", help="location tag for daemon mode")
-    parser.add_argument("--api-url", metavar="URL", help="base URL of the farm API")
-    parser.add_argument(
-        "--api-key-file", metavar="FILE", help="file with a bearer token or vendor API key"
-    )
-    parser.add_argument("--ca-bundle", metavar="PEM", help="CA bundle to verify TLS with")
-    parser.add_argument(
-        "--insecure", action="store_true", help="do not verify TLS certificates (not advised)"
-    )
-    parser.add_argument("--config", metavar="FILE", help="config file (TOML)")
-    parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR")
-    parser.add_argument("--log-dir", metavar="DIR", help="folder for the rotating log file")
-    parser.add_argument(
-        "--print-config",
-        action="store_true",
-        help="print the effective settings and where each came from, then exit",
-    )
-    parser.add_argument("--version", action="version", version=f"cdl-tui {__version__}")
+    add("--disable-reporting", action="store_true", help="send no status reports to the farm")
+    add("--max-attempts", metavar="N", help="attempts per Download before FAILED (default 5)")
+    add("--poll-interval", metavar="S", help="nap when the farm has nothing (default 15 s)")
+    add("--summary-interval", metavar="S", help="seconds between summaries (default 10)")
+    add("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR")
+    add("--log-dir", metavar="DIR", help="folder for the rotating log file")
+    add("--config", metavar="FILE", help="config file (TOML)")
+    add("--report", metavar="PATH", help="write a JSON report of the run at exit")
+    add("--events-jsonl", metavar="PATH|-", help="write each lifecycle event as a JSON line")
+    add("--verify", action="store_true", help="compare the files on disk with the farm's md5s")
+    add("--dry-run", action="store_true", help="list what would be fetched; write nothing")
+    add("--print-config", action="store_true", help="print effective settings and sources")
+    add("--version", action="version", version=f"cdl-tui {__version__}")
     return parser
 
 
 # argparse dest -> setting name, for the flags that are settings.
-_SETTING_FLAGS = {
-    "output": "output",
-    "threads": "threads",
-    "location": "location",
-    "api_url": "api_url",
-    "api_key_file": "api_key_file",
-    "ca_bundle": "ca_bundle",
-    "log_level": "log_level",
-    "log_dir": "log_dir",
-}
+_SETTING_FLAGS = (
+    "output",
+    "threads",
+    "location",
+    "api_url",
+    "api_key_file",
+    "ca_bundle",
+    "regex",
+    "on_conflict",
+    "max_attempts",
+    "poll_interval",
+    "summary_interval",
+    "log_level",
+    "log_dir",
+)
+_BOOLEAN_FLAGS = {"force": "force", "disable_reporting": "disable_reporting"}
 
 
 def _flag_settings(args: argparse.Namespace) -> dict[str, Any]:
-    flags = {
-        name: getattr(args, dest)
-        for dest, name in _SETTING_FLAGS.items()
-        if getattr(args, dest) is not None
-    }
+    flags = {name: getattr(args, name) for name in _SETTING_FLAGS if getattr(args, name)}
+    for dest, name in _BOOLEAN_FLAGS.items():
+        if getattr(args, dest):
+            flags[name] = True
     if args.insecure:
         flags["tls_verify"] = False
     return flags
@@ -103,17 +122,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.print_config:
             _print_config(settings)
             return EXIT_OK
+        _check_combinations(args, specs)
+        faults.configure(settings.faults)
         if args.demo:
             return _run_demo(settings, specs, args)
-        if not specs:
-            raise ConfigError("no job given: name the jobs to download, e.g. cdl-tui 08285")
-        return _run(settings, specs, None)
+        return _run(settings, specs, None, args)
     except (ConfigError, AuthError) as exc:
         print(f"cdl-tui: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("cdl-tui: interrupted", file=sys.stderr)
         return EXIT_SIGINT
+
+
+def _check_combinations(args: argparse.Namespace, specs: list[JobSpec]) -> None:
+    if specs or args.demo:
+        return
+    if args.exit_when_done:
+        raise ConfigError(
+            "--exit-when-done needs job IDs (daemon mode runs until stopped), "
+            "e.g. cdl-tui --exit-when-done 08285"
+        )
+    if args.verify or args.dry_run:
+        flag = "--verify" if args.verify else "--dry-run"
+        raise ConfigError(f"{flag} needs job IDs, e.g. cdl-tui {flag} 08285")
 
 
 def _print_config(settings: Settings) -> None:
@@ -128,59 +160,133 @@ def _run_demo(settings: Settings, specs: list[JobSpec], args: argparse.Namespace
 
     if settings.output is None:
         settings = _with(settings, output=DEMO_OUTPUT.resolve())
-    print(f"cdl-tui: starting the demo farm; downloading into {settings.output}", flush=True)
     with demo_farm() as farm:
         settings = _with(settings, api_url=farm.url)
         specs = specs or parse_job_specs(farm.job_ids)
-        print(f"cdl-tui: demo farm at {farm.url} with jobs {' '.join(farm.job_ids)}", flush=True)
-        code = _run(settings, specs, farm.credentials)
-    if not args.exit_when_done:
-        print("cdl-tui: the demo farm is done (--exit-when-done makes that the end of a run)")
-    return code
+        print(
+            f"cdl-tui: demo farm at {farm.url} with jobs {' '.join(farm.job_ids)}; "
+            f"downloading into {settings.output}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return _run(settings, specs, farm.credentials, args)
 
 
 def _with(settings: Settings, **changes: Any) -> Settings:
-    from dataclasses import replace
-
     sources = dict(settings.sources)
     sources.update(dict.fromkeys(changes, "demo"))
     return replace(settings, **changes, sources=sources)
 
 
-def _run(settings: Settings, specs: list[JobSpec], credentials: Credentials | None) -> int:
+def _run(
+    settings: Settings,
+    specs: list[JobSpec],
+    credentials: Credentials | None,
+    args: argparse.Namespace,
+) -> int:
     client = client_from(settings, credentials)
-    configure_logging(level=settings.log_level, log_dir=settings.log_dir)
-    with _closing(client):
-        runner = SimpleRunner(
-            client,
-            DestinationPolicy(output=settings.output),
-            threads=settings.threads,
-            page_size=settings.page_size,
-        )
-        try:
-            totals = runner.run_jobs(specs)
-        except KeyboardInterrupt:
-            runner.stop_event.set()
-            raise
-        except CdlError as exc:
-            if isinstance(exc, AuthError):
-                raise
-            print(f"cdl-tui: {exc}", file=sys.stderr)
-            return EXIT_FAILED
-    print(
-        f"cdl-tui: {totals.downloads_done} tasks done, {totals.files_downloaded} files "
-        f"downloaded ({totals.bytes_downloaded:,} bytes), {totals.files_cached} cached, "
-        f"{totals.downloads_failed + totals.rejected} failed"
+    explicit_level = settings.rank_of("log_level") >= 3  # a flag or CDL_LOG_LEVEL
+    configure_logging(
+        level=settings.log_level,
+        log_dir=settings.log_dir or default_state_dir(_environ()) / "log",
+        stderr_level=settings.log_level if explicit_level else "WARNING",
     )
-    return EXIT_OK if totals.ok else EXIT_FAILED
-
-
-@contextlib.contextmanager
-def _closing(client: Any) -> Iterator[None]:
     try:
-        yield
+        if args.verify or args.dry_run:
+            return _inspect(client, settings, specs, verify=args.verify)
+        config = engine_config_from(settings, specs, exit_when_done=args.exit_when_done)
+        engine = Engine(client, config)
+        return _run_engine(engine, settings, args)
     finally:
         client.close()
+
+
+def _run_engine(engine: Engine, settings: Settings, args: argparse.Namespace) -> int:
+    from .headless import run_headless
+
+    events = None
+    if args.events_jsonl:
+        from .eventlog import EventLog
+
+        try:
+            events = EventLog(args.events_jsonl)
+        except OSError as exc:
+            raise ConfigError(f"cannot write events to {args.events_jsonl}: {exc}") from None
+        engine.bus.subscribe(events)
+    out: IO[str] = sys.stderr if events is not None and events.to_stdout else sys.stdout
+    try:
+        code = run_headless(engine, summary_interval=settings.summary_interval, out=out)
+    finally:
+        if events is not None:
+            events.close()
+    if args.report:
+        from cdl_tui.core.run_report import write_report
+
+        try:
+            write_report(engine, Path(args.report))
+        except OSError as exc:
+            print(f"cdl-tui: cannot write the report {args.report}: {exc}", file=sys.stderr)
+            code = code or EXIT_FAILED
+    if code == EXIT_USAGE:
+        print(f"cdl-tui: {engine.stop_reason}", file=sys.stderr)
+    return code
+
+
+def _inspect(client: Any, settings: Settings, specs: list[JobSpec], *, verify: bool) -> int:
+    from cdl_tui.core.inspect import check_jobs
+
+    from .summary import size
+
+    policy = DestinationPolicy(output=settings.output, fallback=settings.fallback_dir)
+    present = fetch = problems = 0
+    present_bytes = fetch_bytes = 0
+    try:
+        for check in check_jobs(
+            client, specs, policy, regex=settings.regex, page_size=settings.page_size
+        ):
+            if isinstance(check, str):
+                problems += 1
+                print(f"REFUSED  {check}")
+                continue
+            if check.remote is None:
+                problems += 1
+                print(f"REFUSED  {check.download.label}: {check.reason}")
+                continue
+            if check.ok and not (settings.force and not verify):
+                present += 1
+                present_bytes += check.remote.size
+                if not verify:
+                    print(f"PRESENT  {size(check.remote.size):>10}  {check.dest}")
+                continue
+            fetch += 1
+            fetch_bytes += check.remote.size
+            if verify:
+                problems += 1
+                print(f"{check.state.upper():<13}  {check.dest}")
+            else:
+                print(f"FETCH    {size(check.remote.size):>10}  {check.dest}  ({check.state})")
+    except CdlError as exc:
+        if isinstance(exc, AuthError):
+            raise
+        print(f"cdl-tui: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if verify:
+        print(
+            f"cdl-tui: verified {present} files ({size(present_bytes)}); "
+            f"{fetch} missing or different ({size(fetch_bytes)})"
+        )
+        return EXIT_FAILED if problems else EXIT_OK
+    print(
+        f"cdl-tui: would fetch {fetch} files ({size(fetch_bytes)}); "
+        f"{present} already present ({size(present_bytes)})"
+    )
+    return EXIT_OK
+
+
+def _environ() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,187 @@
+"""One worker's handling of one Download: plan, check, fetch, verify, report.
+
+For each file: make its folder (PREPARING DIRECTORY); if it exists with the expected size,
+hash it (HASHING EXISTING FILE) and keep it if the md5 matches (CACHED); a differing file
+follows --on-conflict; otherwise fetch it (DOWNLOADING) through a verified temp file
+(COMPLETE). A file is tried `file_attempts` times; if it still fails, this attempt of the
+Download fails and the engine queues it again with backoff, up to `max_attempts`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .destination import plan_files
+from .errors import AuthError, CdlError
+from .events import DownloadStarted
+from .paths import UnsafePath
+from .pending import QueuedDownload
+from .states import FileState
+from .transfer import StopRequested, TransferError, fetch_file, hash_file, make_dirs
+
+if TYPE_CHECKING:
+    from .engine import ActiveDownload, ActiveFile, Engine
+
+log = logging.getLogger("cdl.worker")
+
+
+class AttemptFailed(CdlError):
+    """This attempt of the Download failed (on `afile`, if one file was the cause)."""
+
+    def __init__(
+        self, message: str, *, retryable: bool = True, afile: ActiveFile | None = None
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.afile = afile
+
+
+class DownloadRun:
+    def __init__(self, engine: Engine, item: QueuedDownload, worker: str) -> None:
+        self.engine = engine
+        self.item = item
+        self.active: ActiveDownload = engine.begin(item, worker)
+        self.config = engine.config
+
+    def run(self) -> None:
+        engine, active = self.engine, self.active
+        download = self.item.download
+        engine.publish(
+            DownloadStarted(
+                download_id=download.download_id,
+                job_id=download.job_id,
+                task_id=download.task_id,
+                worker=active.worker,
+                attempt=self.item.attempts + 1,
+            )
+        )
+        try:
+            engine.report(self.item, "downloading", 0)
+            root, warning = engine.policy.root_for(download)
+            if warning:
+                engine.warn_once(str(root), f"{download.label}: {warning}")
+            try:
+                planned = plan_files(download, root)
+            except UnsafePath as exc:
+                raise AttemptFailed(f"refused: {exc}", retryable=False) from None
+            engine.set_files(active, root, planned)
+            for afile in active.files:
+                self._handle_file(afile)
+        except StopRequested:
+            engine.released(active)
+            return
+        except AttemptFailed as exc:
+            engine.attempt_failed(active, str(exc), retryable=exc.retryable, afile=exc.afile)
+            return
+        except AuthError as exc:
+            engine.fatal(exc)
+            engine.released(active)
+            return
+        except Exception as exc:  # a bug or an unforeseen OS error: fail the attempt, go on
+            log.exception("unexpected error on %s", download.label)
+            engine.attempt_failed(active, f"unexpected error: {exc}", retryable=True)
+            return
+        engine.finish(active)
+
+    def _checkpoint(self) -> None:
+        self.engine.checkpoint(self.active)
+
+    def _handle_file(self, afile: ActiveFile) -> None:
+        engine, active, remote, dest = self.engine, self.active, afile.remote, afile.dest
+        started = time.monotonic()
+        self._checkpoint()
+        if engine.restore_settled(active, afile):
+            return
+        engine.set_file_state(active, afile, FileState.PREPARING)
+        try:
+            make_dirs(dest.parent, self.config.permissions)
+        except OSError as exc:
+            raise self._file_failed(afile, f"cannot create {dest.parent}: {_why(exc)}") from None
+        if not self.config.force and dest.exists():
+            kept = self._existing(afile)
+            if kept is not None:
+                engine.file_finished(active, afile, kept, time.monotonic() - started)
+                return
+        engine.set_file_state(active, afile, FileState.DOWNLOADING)
+        attempts = self.config.file_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                fetch_file(
+                    engine.client.http,
+                    remote,
+                    dest,
+                    permissions=self.config.permissions,
+                    on_bytes=lambda n: engine.progress(active, afile, n, network=True),
+                    check_stop=self._checkpoint,
+                )
+            except TransferError as exc:
+                if not exc.retryable or attempt == attempts:
+                    raise self._file_failed(afile, str(exc)) from None
+                log.info("%s: %s (try %d/%d)", remote.relative_path, exc, attempt, attempts)
+                engine.set_file_state(active, afile, FileState.DOWNLOADING)  # resets progress
+                engine.sleep(active, self.config.file_retry_delay * 2 ** (attempt - 1))
+                continue
+            engine.remember_verified(dest, remote)
+            engine.file_finished(active, afile, FileState.COMPLETE, time.monotonic() - started)
+            return
+
+    def _existing(self, afile: ActiveFile) -> FileState | None:
+        """CACHED or SKIPPED if the file on disk settles it; None if it must be fetched."""
+        engine, active, remote, dest = self.engine, self.active, afile.remote, afile.dest
+        if engine.trusted(dest, remote):
+            return FileState.CACHED
+        try:
+            same_size = dest.is_file() and dest.stat().st_size == remote.size
+        except OSError:
+            same_size = False
+        if same_size:
+            engine.set_file_state(active, afile, FileState.HASHING)
+            try:
+                digest = hash_file(
+                    dest,
+                    on_bytes=lambda n: engine.progress(active, afile, n, network=False),
+                    check_stop=self._checkpoint,
+                )
+            except OSError as exc:
+                log.warning("cannot hash %s (%s); fetching it again", dest, _why(exc))
+                digest = None
+            if digest == remote.md5:
+                engine.remember_verified(dest, remote)
+                return FileState.CACHED
+        policy = self.config.on_conflict
+        if policy == "skip":
+            log.warning("%s differs from the farm's file; kept (--on-conflict skip)", dest)
+            return FileState.SKIPPED
+        if policy == "backup":
+            backup = _backup_name(dest)
+            try:
+                dest.rename(backup)
+            except OSError as exc:
+                raise AttemptFailed(f"cannot back up {dest}: {_why(exc)}") from None
+            log.warning("%s differed from the farm's file; moved it to %s", dest, backup.name)
+        return None
+
+    def _file_failed(self, afile: ActiveFile, reason: str) -> AttemptFailed:
+        self.engine.file_failed(self.active, afile, reason)
+        return AttemptFailed(f"{afile.remote.relative_path}: {reason}", afile=afile)
+
+
+def _backup_name(dest: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    candidate = dest.with_name(f"{dest.name}.cdl-backup-{stamp}")
+    serial = 1
+    while candidate.exists():
+        candidate = dest.with_name(f"{dest.name}.cdl-backup-{stamp}-{serial}")
+        serial += 1
+    return candidate
+
+
+def _why(exc: OSError) -> str:
+    with contextlib.suppress(AttributeError):
+        if exc.strerror:
+            return exc.strerror
+    return str(exc) or type(exc).__name__

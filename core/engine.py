@@ -1,0 +1,977 @@
+"""The downloader engine: feeder, workers, heartbeats, events, snapshot and commands.
+
+    engine = Engine(client, EngineConfig(jobs=parse_job_specs(["08285"]), exit_when_done=True))
+    engine.bus.subscribe(print)          # typed lifecycle events, from one thread
+    engine.start()
+    engine.snapshot()                    # cheap immutable view, poll it from a UI
+    engine.pause(); engine.resume()      # commands are thread-safe
+    engine.stop_event.wait()             # set by a drain, a fatal error or stop()
+    exit_code = engine.shutdown()        # releases leases, joins threads
+
+Threads: one feeder (job listings and /downloads/next), N workers (one Download each at a
+time), one heartbeat reporter, one event dispatcher. All shared state sits behind one
+lock; the pending queue has its own (taken after the engine's, never before).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .api import FarmClient
+from .destination import DEFAULT_FALLBACK, DestinationPolicy
+from .errors import AuthError, CdlError
+from .events import (
+    DownloadCancelled,
+    DownloadDone,
+    DownloadFailed,
+    DownloadQueued,
+    EngineDrained,
+    EngineStopped,
+    Event,
+    EventBus,
+    FileDone,
+    FileFailed,
+    FileStateChanged,
+    JobDone,
+)
+from .history import History
+from .jobs import JobTracker
+from .jobspec import JobSpec
+from .models import Download, RejectedDownload, RemoteFile
+from .pending import PendingQueue, QueuedDownload
+from .snapshot import (
+    ActiveView,
+    EngineSnapshot,
+    FailedView,
+    FileView,
+    HistoryEntry,
+    RateMeter,
+    Totals,
+)
+from .states import FileState, Outcome, file_outcome
+from .transfer import Permissions, StopRequested
+
+log = logging.getLogger("cdl.engine")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+RECENT = 20  # history entries a snapshot carries (the headless summary prints these)
+CONFLICT_POLICIES = ("overwrite", "skip", "backup")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    jobs: tuple[JobSpec, ...] = ()
+    daemon: bool = False  # poll /downloads/next (the default when no jobs are given)
+    location: str | None = None
+    exit_when_done: bool = False
+    threads: int = 8
+    output: Path | None = None
+    fallback_dir: Path = DEFAULT_FALLBACK
+    page_size: int = 100
+    poll_interval: float = 15.0  # the nap when nothing comes back, and between re-listings
+    heartbeat_interval: float = 5.0
+    max_attempts: int = 5  # attempts per Download before it is FAILED
+    file_attempts: int = 3  # tries per file within one attempt
+    retry_delay: float = 2.0  # base of the backoff between attempts of a Download
+    file_retry_delay: float = 0.5  # base of the backoff between tries of a file
+    on_conflict: str = "overwrite"
+    force: bool = False
+    regex: str | None = None
+    reporting: bool = True
+    history_size: int | None = 100  # None keeps everything (an --exit-when-done run)
+    permissions: Permissions = field(default_factory=Permissions)
+
+    @property
+    def mode(self) -> str:
+        if self.daemon and self.jobs:
+            return "daemon+jobs"
+        return "daemon" if self.daemon else "jobs"
+
+
+@dataclass(eq=False)
+class ActiveFile:
+    remote: RemoteFile
+    dest: Path
+    state: FileState = FileState.QUEUED
+    done: int = 0
+    detail: str = ""
+
+    def view(self) -> FileView:
+        return FileView(
+            path=self.remote.relative_path,
+            size=self.remote.size,
+            state=self.state,
+            done=self.done,
+            detail=self.detail,
+        )
+
+
+@dataclass(eq=False)
+class ActiveDownload:
+    item: QueuedDownload
+    worker: str
+    started_at: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.monotonic)
+    files: list[ActiveFile] = field(default_factory=list)
+    root: Path | None = None
+    done: int = 0
+    paused: bool = False
+    cancelled: bool = False
+    meter: RateMeter = field(default_factory=lambda: RateMeter(seconds=10))
+
+    @property
+    def download(self) -> Download:
+        return self.item.download
+
+    def view(self) -> ActiveView:
+        d = self.download
+        return ActiveView(
+            download_id=d.download_id,
+            job_id=d.job_id,
+            task_id=d.task_id,
+            worker=self.worker,
+            size=d.size,
+            done=self.done,
+            files=tuple(f.view() for f in self.files),
+            started_at=self.started_at,
+            attempt=self.item.attempts + 1,
+            paused=self.paused,
+            rate=self.meter.rate(),
+        )
+
+
+@dataclass
+class _Counters:
+    files_downloaded: int = 0
+    bytes_downloaded: int = 0
+    files_cached: int = 0
+    bytes_cached: int = 0
+    files_skipped: int = 0
+    files_failed: int = 0
+    downloads_done: int = 0
+    downloads_failed: int = 0
+    downloads_cancelled: int = 0
+    downloads_refused: int = 0
+
+    def frozen(self) -> Totals:
+        return Totals(**self.__dict__)
+
+
+@dataclass(eq=False)
+class _Given:
+    """A Download this run gave up on (failed, cancelled or refused), kept for retry."""
+
+    view: FailedView
+    item: QueuedDownload | None
+
+
+class Engine:
+    def __init__(self, client: FarmClient, config: EngineConfig) -> None:
+        if config.on_conflict not in CONFLICT_POLICIES:
+            raise ValueError(f"on_conflict must be one of {', '.join(CONFLICT_POLICIES)}")
+        self.client = client
+        self.config = config
+        self.bus = EventBus()
+        self.queue = PendingQueue()
+        self.policy = DestinationPolicy(output=config.output, fallback=config.fallback_dir)
+        self.stop_event = threading.Event()
+        self._regex = re.compile(config.regex) if config.regex else None
+        self._lock = threading.RLock()
+        self._pause_cond = threading.Condition(self._lock)
+        self._active: dict[str, ActiveDownload] = {}
+        self._given_up: dict[str, _Given] = {}
+        self._known: dict[str, Outcome | None] = {}  # every download_id this run has seen
+        self._trackers: list[JobTracker] = [JobTracker(spec) for spec in config.jobs]
+        self._history = History(config.history_size)
+        self._counters = _Counters()
+        self._meter = RateMeter()
+        self._verified: dict[str, tuple[int, int, int, str]] = {}  # path -> stat key + md5
+        self._warned: set[str] = set()
+        self._paused = False
+        self._stopping = False
+        self._exit_code: int | None = None
+        self._stop_reason = ""
+        self._drained = False
+        self._started_at = time.time()
+        self._started = time.monotonic()
+        self._feeder_status = "starting"
+        self._target_threads = max(1, config.threads)
+        self._workers: list[threading.Thread] = []
+        self._retiring = 0
+        self._worker_serial = 0
+        self._shutdown_done = False
+        from .feeder import Feeder
+        from .heartbeat import Heartbeat
+
+        self._feeder = Feeder(self)
+        self._heartbeat = Heartbeat(self)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._started_at = time.time()
+        self._started = time.monotonic()
+        with self._lock:
+            for _ in range(self._target_threads):
+                self._spawn_worker()
+        self._feeder.start()
+        if self.config.reporting:
+            self._heartbeat.start()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def stop(self, reason: str = "stopped", exit_code: int | None = None) -> None:
+        """Ask everything to stop: feeding ends, workers stop at their next chunk."""
+        with self._lock:
+            if self._stopping:
+                if exit_code is not None and self._exit_code is None:
+                    self._exit_code = exit_code
+                return
+            self._stopping = True
+            self._stop_reason = reason
+            self._exit_code = exit_code
+            self._pause_cond.notify_all()
+        log.info("stopping: %s", reason)
+        self.queue.wake()
+        self._feeder.wake()
+        self.stop_event.set()
+
+    def fatal(self, error: CdlError) -> None:
+        """An error that ends the run (a refused key): exit code 2, one-line reason."""
+        # The front end prints this one line itself; keep it off the console log.
+        log.error("%s", error, extra={"console": False})
+        self.stop(str(error), EXIT_USAGE)
+
+    def shutdown(self, timeout: float = 30.0) -> int:
+        """Stop, wait for the threads, release every Download still ours; the exit code."""
+        self.stop()
+        deadline = time.monotonic() + timeout
+        for thread in [*self._workers, self._feeder.thread]:
+            if thread.is_alive():
+                thread.join(max(0.1, deadline - time.monotonic()))
+        self._heartbeat.stop()
+        with self._lock:
+            if self._shutdown_done:
+                return self.exit_code
+            self._shutdown_done = True
+        for item in self.queue.drain():
+            self.report(item, "pending", 0, closing=True, quick=True)
+        code = self.exit_code
+        self.publish(EngineStopped(exit_code=code, reason=self._stop_reason))
+        self.bus.close()
+        return code
+
+    @property
+    def exit_code(self) -> int:
+        with self._lock:
+            if self._exit_code is not None:
+                return self._exit_code
+            failed = self._counters.downloads_failed + self._counters.downloads_refused
+            failed += sum(1 for t in self._trackers if t.error)
+            return EXIT_FAILED if failed else EXIT_OK
+
+    @property
+    def stop_reason(self) -> str:
+        return self._stop_reason
+
+    # -- commands --------------------------------------------------------------------------
+
+    def pause(self) -> None:
+        with self._lock:
+            self._paused = True
+        log.info("paused")
+
+    def resume(self) -> None:
+        with self._lock:
+            self._paused = False
+            self._pause_cond.notify_all()
+        self.queue.wake()
+        log.info("resumed")
+
+    def pause_download(self, download_id: str, paused: bool = True) -> bool:
+        """Pause or resume one Download, active (between chunks) or still queued."""
+        with self._lock:
+            active = self._active.get(download_id)
+            if active is not None:
+                active.paused = paused
+                self._pause_cond.notify_all()
+                return True
+        return self.queue.set_held(download_id, paused)
+
+    def cancel(self, download_id: str) -> bool:
+        """Stop a Download, remove its temp files, give it back to the farm (`pending`)."""
+        with self._lock:
+            active = self._active.get(download_id)
+            if active is not None:
+                active.cancelled = True
+                self._pause_cond.notify_all()
+                return True
+        item = self.queue.remove(download_id)
+        if item is None:
+            return False
+        self._give_back(item, Outcome.CANCELLED, "cancelled")
+        return True
+
+    def retry(self, download_id: str) -> bool:
+        """Queue a failed or cancelled Download again, with a fresh count of attempts."""
+        with self._lock:
+            given = self._given_up.get(download_id)
+            if given is None or given.item is None:
+                return False
+            del self._given_up[download_id]
+            self._set_outcome(download_id, None)
+            item = QueuedDownload(given.item.download, given.item.origin)
+        self._queue_item(item)
+        return True
+
+    def retry_failed(self) -> int:
+        with self._lock:
+            ids = [i for i, g in self._given_up.items() if g.item is not None]
+        return sum(1 for download_id in ids if self.retry(download_id))
+
+    def move_to_top(self, download_id: str) -> bool:
+        return self.queue.move_to_top(download_id)
+
+    def add_jobs(self, specs: Iterable[JobSpec]) -> list[JobSpec]:
+        """Start listing more jobs now, beside whatever else runs; returns the new ones."""
+        added = []
+        with self._lock:
+            existing = {t.spec for t in self._trackers}
+            for spec in specs:
+                if spec not in existing:
+                    self._trackers.append(JobTracker(spec))
+                    existing.add(spec)
+                    added.append(spec)
+        if added:
+            log.info("added jobs %s", " ".join(str(s) for s in added))
+            self._feeder.wake()
+        return added
+
+    def set_threads(self, count: int) -> int:
+        """Change the number of workers while running (at least 1); returns the new count."""
+        count = max(1, min(64, count))
+        with self._lock:
+            self._target_threads = count
+            alive = sum(1 for w in self._workers if w.is_alive()) - self._retiring
+            while alive < count:
+                if self._retiring:
+                    self._retiring -= 1
+                else:
+                    self._spawn_worker()
+                alive += 1
+            if alive > count:
+                self._retiring += alive - count
+        self.queue.wake()
+        return count
+
+    # -- snapshot --------------------------------------------------------------------------
+
+    def snapshot(self) -> EngineSnapshot:
+        with self._lock:
+            return EngineSnapshot(
+                taken_at=time.time(),
+                uptime=time.monotonic() - self._started,
+                mode=self.config.mode,
+                farm=self.client.host,
+                location=self.config.location,
+                paused=self._paused,
+                stopping=self._stopping,
+                threads=self._target_threads,
+                busy=len(self._active),
+                active=tuple(a.view() for a in self._active.values()),
+                pending=self.queue.views(),
+                failed=tuple(g.view for g in self._given_up.values()),
+                recent_files=self._history.recent_files(RECENT),
+                recent_tasks=self._history.recent_tasks(RECENT),
+                history_files=len(self._history.files),
+                history_tasks=len(self._history.tasks),
+                totals=self._counters.frozen(),
+                rate=self._meter.rate(),
+                rate_history=self._meter.history(),
+                jobs=tuple(t.view() for t in self._trackers),
+                feeder=self._feeder_status,
+            )
+
+    def history(self) -> tuple[tuple[HistoryEntry, ...], tuple[HistoryEntry, ...]]:
+        """Every file and task entry kept, oldest first."""
+        with self._lock:
+            return tuple(self._history.files), tuple(self._history.tasks)
+
+    # -- events ----------------------------------------------------------------------------
+
+    def publish(self, event: Event) -> None:
+        self.bus.publish(event)
+
+    # -- used by the feeder ----------------------------------------------------------------
+
+    def trackers(self) -> list[JobTracker]:
+        with self._lock:
+            return list(self._trackers)
+
+    def set_feeder_status(self, text: str) -> None:
+        self._feeder_status = text
+
+    def daemon_slots(self) -> int:
+        """How many more Downloads the daemon may lease (pending at most 2 x threads)."""
+        return 2 * self._target_threads - self.queue.count("daemon")
+
+    def enqueue(self, download: Download, origin: str, *, leased: bool) -> bool:
+        """Queue a Download unless this run has seen it; True if it was queued."""
+        with self._lock:
+            tracker_outcome = self._known.get(download.download_id, ...)
+            if tracker_outcome is not ...:
+                self._note_listed(origin, download.download_id, tracker_outcome)
+                return False
+            self._known[download.download_id] = None
+            self._note_listed(origin, download.download_id, None)
+        if self._regex is not None:
+            kept = tuple(f for f in download.files if self._regex.search(f.relative_path))
+            download = replace(download, files=kept, size=sum(f.size for f in kept))
+        self._queue_item(QueuedDownload(download, origin, leased=leased))
+        return True
+
+    def refuse_listed(self, rejected: RejectedDownload, origin: str, *, leased: bool) -> None:
+        """A Download the farm described badly: report it, never retry it."""
+        download_id = rejected.download_id
+        with self._lock:
+            if download_id is not None:
+                if download_id in self._known:
+                    return
+                self._known[download_id] = Outcome.REFUSED
+                self._note_listed(origin, download_id, Outcome.REFUSED)
+            self._counters.downloads_refused += 1
+            view = FailedView(
+                download_id=download_id,
+                job_id=rejected.job_id,
+                task_id=rejected.task_id,
+                files=0,
+                size=0,
+                attempts=0,
+                reason=rejected.reason,
+                outcome=Outcome.REFUSED,
+                at=time.time(),
+            )
+            self._given_up[download_id or f"#{len(self._given_up)}"] = _Given(view, None)
+        log.error("refused download %s: %s", download_id or "(no id)", rejected.reason)
+        self.publish(
+            DownloadFailed(
+                download_id=download_id,
+                job_id=rejected.job_id,
+                task_id=rejected.task_id,
+                reason=rejected.reason,
+                attempt=0,
+                will_retry=False,
+                outcome=Outcome.REFUSED,
+            )
+        )
+        if download_id is not None and self.config.reporting:
+            self._report_fail(download_id, rejected.reason)
+            if leased:
+                self._report_raw(download_id, "pending", 0, 0)
+        self._check_drained()
+
+    def job_failed(self, tracker: JobTracker, reason: str) -> None:
+        """A job that cannot be listed at all (not on the farm): it counts as failed."""
+        log.error("%s", reason)
+        with self._lock:
+            tracker.error = reason
+        self.publish(JobDone(job_id=tracker.job_id, downloads=0, failed=1))
+        self._check_drained()
+
+    def release_known(self, download: Download) -> None:
+        """The daemon was leased a Download this run already settled: tell the farm again."""
+        with self._lock:
+            outcome = self._known.get(download.download_id)
+        if outcome is None:
+            return  # in progress here: the lease is ours anyway
+        status = "downloaded" if outcome.ok else "pending"
+        self._report_raw(download.download_id, status, 0, download.size)
+
+    def listing_finished(self, tracker: JobTracker) -> None:
+        with self._lock:
+            tracker.listing_complete = True
+        self._check_tracker(tracker)
+        self._check_drained()
+
+    def _note_listed(self, origin: str, download_id: str, outcome: Outcome | None) -> None:
+        for tracker in self._trackers:
+            if tracker.job_id == origin and download_id not in tracker.outcomes:
+                tracker.outcomes[download_id] = outcome
+
+    def _queue_item(self, item: QueuedDownload) -> None:
+        d = item.download
+        self.publish(
+            DownloadQueued(
+                download_id=d.download_id,
+                job_id=d.job_id,
+                task_id=d.task_id,
+                files=len(d.files),
+                size=d.size,
+                origin=item.origin,
+            )
+        )
+        self.queue.put(item)
+
+    # -- used by workers -------------------------------------------------------------------
+
+    def may_start(self) -> bool:
+        return not self._paused and not self._stopping
+
+    def begin(self, item: QueuedDownload, worker: str) -> ActiveDownload:
+        active = ActiveDownload(item=item, worker=worker)
+        with self._lock:
+            self._active[item.download_id] = active
+        return active
+
+    def set_files(self, active: ActiveDownload, root: Path, planned) -> None:
+        with self._lock:
+            active.root = root
+            active.files = [ActiveFile(remote, dest) for remote, dest in planned]
+
+    def warn_once(self, key: str, message: str) -> None:
+        """Log a warning the first time `key` comes up (e.g. a fallback output folder)."""
+        with self._lock:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        log.warning("%s", message)
+
+    def set_file_state(self, active: ActiveDownload, afile: ActiveFile, state: FileState) -> None:
+        with self._lock:
+            afile.state = state
+            if state in (FileState.HASHING, FileState.DOWNLOADING):
+                active.done -= afile.done
+                afile.done = 0
+        self.publish(
+            FileStateChanged(
+                download_id=active.download.download_id,
+                path=afile.remote.relative_path,
+                state=state,
+            )
+        )
+
+    def progress(self, active: ActiveDownload, afile: ActiveFile, count: int, network: bool):
+        with self._lock:
+            afile.done += count
+            active.done += count
+        if network:
+            self._meter.add(count)
+            active.meter.add(count)
+
+    def checkpoint(self, active: ActiveDownload) -> None:
+        """Between chunks: stop if asked to, and wait here while paused."""
+        if self._stopping or active.cancelled:
+            raise StopRequested("cancelled" if active.cancelled else "stopping")
+        if not (self._paused or active.paused):
+            return
+        with self._lock:
+            while (self._paused or active.paused) and not (self._stopping or active.cancelled):
+                self._pause_cond.wait(0.5)
+        if self._stopping or active.cancelled:
+            raise StopRequested("cancelled" if active.cancelled else "stopping")
+
+    def sleep(self, active: ActiveDownload, seconds: float) -> None:
+        """Wait between retries; a stop or cancel ends the wait at once."""
+        deadline = time.monotonic() + seconds
+        with self._lock:
+            while not (self._stopping or active.cancelled):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._pause_cond.wait(left)
+        raise StopRequested("cancelled" if active.cancelled else "stopping")
+
+    def trusted(self, dest: Path, remote: RemoteFile) -> bool:
+        """True if this run verified `dest` already and it has not changed since."""
+        key = self._verified.get(str(dest))
+        if key is None or key[3] != remote.md5:
+            return False
+        try:
+            st = dest.stat()
+        except OSError:
+            return False
+        return key[:3] == (st.st_size, st.st_mtime_ns, st.st_ino)
+
+    def remember_verified(self, dest: Path, remote: RemoteFile) -> None:
+        try:
+            st = dest.stat()
+        except OSError:
+            return
+        self._verified[str(dest)] = (st.st_size, st.st_mtime_ns, st.st_ino, remote.md5)
+
+    def file_finished(
+        self, active: ActiveDownload, afile: ActiveFile, state: FileState, seconds: float
+    ) -> None:
+        """A file is in place: COMPLETE (downloaded and verified), CACHED or SKIPPED."""
+        d = active.download
+        size = afile.remote.size
+        outcome = file_outcome(state)
+        with self._lock:
+            afile.state = state
+            if outcome is Outcome.DL:
+                self._counters.files_downloaded += 1
+                self._counters.bytes_downloaded += size
+            elif outcome is Outcome.CACHED:
+                self._counters.files_cached += 1
+                self._counters.bytes_cached += size
+            else:
+                self._counters.files_skipped += 1
+            active.done += size - afile.done
+            afile.done = size
+            active.item.settled[afile.remote.relative_path] = state
+            self._history.add(self._file_entry(active, afile, outcome, seconds))
+        self.publish(
+            FileDone(
+                download_id=d.download_id,
+                job_id=d.job_id,
+                task_id=d.task_id,
+                path=afile.remote.relative_path,
+                size=size,
+                outcome=outcome,
+                seconds=seconds,
+            )
+        )
+
+    def restore_settled(self, active: ActiveDownload, afile: ActiveFile) -> bool:
+        """On a retry: a file an earlier attempt put in place and that is unchanged since
+        is taken as it is (already counted and recorded). False if it must be redone."""
+        state = active.item.settled.get(afile.remote.relative_path)
+        if state is None or not self.trusted(afile.dest, afile.remote):
+            return False
+        with self._lock:
+            afile.state = state
+            active.done += afile.remote.size - afile.done
+            afile.done = afile.remote.size
+        return True
+
+    def file_failed(self, active: ActiveDownload, afile: ActiveFile, reason: str) -> None:
+        """A file failed every try of this attempt (history records it if we give up)."""
+        with self._lock:
+            afile.state = FileState.FAILED
+            afile.detail = reason
+        self.publish(
+            FileFailed(
+                download_id=active.download.download_id,
+                path=afile.remote.relative_path,
+                reason=reason,
+            )
+        )
+
+    def _file_entry(
+        self, active: ActiveDownload, afile: ActiveFile, outcome: Outcome, seconds: float
+    ) -> HistoryEntry:
+        d = active.download
+        return HistoryEntry(
+            kind="file",
+            outcome=outcome,
+            download_id=d.download_id,
+            job_id=d.job_id,
+            task_id=d.task_id,
+            path=str(afile.dest),
+            size=afile.remote.size,
+            seconds=seconds,
+            finished_at=time.time(),
+            reason=afile.detail if outcome is Outcome.FAILED else "",
+        )
+
+    def finish(self, active: ActiveDownload) -> None:
+        """Every file is in place: report `downloaded`, record the task."""
+        d = active.download
+        self.report(active.item, "downloaded", d.size, closing=True)
+        states = {f.state for f in active.files}
+        if FileState.COMPLETE in states:
+            outcome = Outcome.DL
+        elif states == {FileState.SKIPPED}:
+            outcome = Outcome.SKIPPED
+        else:
+            outcome = Outcome.CACHED
+        seconds = time.monotonic() - active.started
+        fetched = sum(f.remote.size for f in active.files if f.state is FileState.COMPLETE)
+        with self._lock:
+            self._active.pop(d.download_id, None)
+            self._counters.downloads_done += 1
+            self._history.add(
+                HistoryEntry(
+                    kind="task",
+                    outcome=outcome,
+                    download_id=d.download_id,
+                    job_id=d.job_id,
+                    task_id=d.task_id,
+                    path=str(active.root or ""),
+                    size=d.size,
+                    seconds=seconds,
+                    finished_at=time.time(),
+                )
+            )
+            self._set_outcome(d.download_id, outcome)
+        self.publish(
+            DownloadDone(
+                download_id=d.download_id,
+                job_id=d.job_id,
+                task_id=d.task_id,
+                outcome=outcome,
+                files=len(active.files),
+                bytes_downloaded=fetched,
+                seconds=seconds,
+            )
+        )
+        self._after_outcome(d.download_id)
+
+    def attempt_failed(
+        self,
+        active: ActiveDownload,
+        reason: str,
+        *,
+        retryable: bool,
+        afile: ActiveFile | None = None,
+    ) -> None:
+        """One attempt failed: back to the queue with backoff, or given up after the last."""
+        item = active.item
+        item.attempts += 1
+        item.last_error = reason
+        item.changed()
+        give_up = not retryable or item.attempts >= self.config.max_attempts
+        outcome = Outcome.REFUSED if not retryable else Outcome.FAILED
+        d = item.download
+        log.warning(
+            "%s attempt %d/%d failed: %s", d.label, item.attempts, self.config.max_attempts, reason
+        )
+        with self._lock:
+            self._active.pop(d.download_id, None)
+        self.publish(
+            DownloadFailed(
+                download_id=d.download_id,
+                job_id=d.job_id,
+                task_id=d.task_id,
+                reason=reason,
+                attempt=item.attempts,
+                will_retry=not give_up,
+                outcome=outcome,
+            )
+        )
+        if give_up:
+            if afile is not None:
+                with self._lock:
+                    self._counters.files_failed += 1
+                    self._history.add(
+                        self._file_entry(
+                            active, afile, Outcome.FAILED, time.monotonic() - active.started
+                        )
+                    )
+            self._give_back(item, outcome, reason)
+            return
+        if item.origin != "daemon":
+            # Job mode: we are not working on it until the backoff ends; let it go.
+            self.report(item, "pending", 0, closing=True)
+        delay = min(60.0, self.config.retry_delay * 2 ** (item.attempts - 1))
+        item.not_before = time.monotonic() + delay * random.uniform(0.5, 1.0)
+        item.changed()
+        self.queue.put(item)
+
+    def released(self, active: ActiveDownload) -> None:
+        """A worker stopped mid-Download (cancel or shutdown): temp files are gone already."""
+        with self._lock:
+            self._active.pop(active.download.download_id, None)
+        if active.cancelled:
+            self._give_back(active.item, Outcome.CANCELLED, "cancelled")
+        else:
+            self.report(active.item, "pending", 0, closing=True, quick=self._stopping)
+
+    def _give_back(self, item: QueuedDownload, outcome: Outcome, reason: str) -> None:
+        """FAILED, CANCELLED or REFUSED: tell the farm, keep it for the retry command."""
+        d = item.download
+        if outcome is not Outcome.CANCELLED and self.config.reporting:
+            self._report_fail(d.download_id, reason)
+        self.report(item, "pending", 0, closing=True, force=True)
+        with self._lock:
+            if outcome is Outcome.CANCELLED:
+                self._counters.downloads_cancelled += 1
+            elif outcome is Outcome.REFUSED:
+                self._counters.downloads_refused += 1
+            else:
+                self._counters.downloads_failed += 1
+            self._given_up[d.download_id] = _Given(
+                FailedView(
+                    download_id=d.download_id,
+                    job_id=d.job_id,
+                    task_id=d.task_id,
+                    files=len(d.files),
+                    size=d.size,
+                    attempts=item.attempts,
+                    reason=reason,
+                    outcome=outcome,
+                    at=time.time(),
+                ),
+                item,
+            )
+            self._history.add(
+                HistoryEntry(
+                    kind="task",
+                    outcome=outcome,
+                    download_id=d.download_id,
+                    job_id=d.job_id,
+                    task_id=d.task_id,
+                    path="",
+                    size=d.size,
+                    seconds=0.0,
+                    finished_at=time.time(),
+                    reason=reason,
+                )
+            )
+            self._set_outcome(d.download_id, outcome)
+        if outcome is Outcome.CANCELLED:
+            self.publish(
+                DownloadCancelled(download_id=d.download_id, job_id=d.job_id, task_id=d.task_id)
+            )
+        else:
+            log.error("%s %s: %s", d.label, outcome.value, reason)
+        self._after_outcome(d.download_id)
+
+    def _set_outcome(self, download_id: str, outcome: Outcome | None) -> None:
+        self._known[download_id] = outcome
+        for tracker in self._trackers:
+            if download_id in tracker.outcomes:
+                tracker.outcomes[download_id] = outcome
+                if outcome is None:
+                    tracker.announced = False
+
+    def _after_outcome(self, download_id: str) -> None:
+        with self._lock:
+            trackers = [t for t in self._trackers if download_id in t.outcomes]
+        for tracker in trackers:
+            self._check_tracker(tracker)
+        self._check_drained()
+
+    def _check_tracker(self, tracker: JobTracker) -> None:
+        with self._lock:
+            if tracker.announced or not tracker.complete:
+                return
+            tracker.announced = True
+            view = tracker.view()
+        log.info("job %s done: %d downloads, %d failed", view.job_id, view.listed, view.failed)
+        self.publish(JobDone(job_id=view.job_id, downloads=view.listed, failed=view.failed))
+
+    def _check_drained(self) -> None:
+        """With --exit-when-done, stop once every job is complete and nothing is running."""
+        if not self.config.exit_when_done or self.config.daemon:
+            return
+        with self._lock:
+            if self._drained or self._stopping or self._active or len(self.queue):
+                return
+            if not all(t.complete or t.error for t in self._trackers):
+                return
+            self._drained = True
+        self.publish(EngineDrained())
+        self.stop("everything asked for is done")
+
+    # -- reporting -------------------------------------------------------------------------
+
+    def report(
+        self,
+        item: QueuedDownload,
+        status: str,
+        done: int,
+        *,
+        closing: bool = False,
+        force: bool = False,
+        quick: bool = False,
+    ) -> None:
+        """Tell the farm a Download's status; `closing` ends our claim (no more heartbeats).
+
+        Reports for one Download are serialized, so a heartbeat can never land after the
+        final `downloaded`. A `pending` is sent only for a Download the farm thinks is ours,
+        unless `force`.
+        """
+        if not self.config.reporting:
+            return
+        with item.report_lock:
+            if status == "pending" and not item.leased and not force:
+                return
+            if status == "downloading":
+                item.leased = True
+            elif closing:
+                item.leased = False
+            self._report_raw(item.download_id, status, done, item.download.size, quick=quick)
+
+    def heartbeat(self, item: QueuedDownload, done: int) -> None:
+        with item.report_lock:
+            if item.leased:
+                self._report_raw(
+                    item.download_id, "downloading", done, item.download.size, quick=True
+                )
+
+    def leased_items(self) -> list[tuple[QueuedDownload, int]]:
+        with self._lock:
+            items = [(a.item, a.done) for a in self._active.values()]
+        items += [(item, 0) for item in self.queue.items() if item.leased]
+        return items
+
+    def _report_raw(
+        self, download_id: str, status: str, done: int, total: int, *, quick: bool = False
+    ) -> None:
+        try:
+            self.client.report_status(
+                download_id, status, bytes_downloaded=done, bytes_to_download=total, quick=quick
+            )
+        except AuthError as exc:
+            self.fatal(exc)
+        except CdlError as exc:
+            log.warning("could not report %s %s: %s", download_id, status, exc)
+
+    def _report_fail(self, download_id: str, reason: str) -> None:
+        try:
+            self.client.report_fail(download_id, reason)
+        except AuthError as exc:
+            self.fatal(exc)
+        except CdlError as exc:
+            log.warning("could not report the failure of %s: %s", download_id, exc)
+
+    # -- workers ---------------------------------------------------------------------------
+
+    def _spawn_worker(self) -> None:
+        self._worker_serial += 1
+        name = f"worker-{self._worker_serial}"
+        thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._workers.append(thread)
+        thread.start()
+
+    def _should_retire(self) -> bool:
+        with self._lock:
+            if self._retiring > 0:
+                self._retiring -= 1
+                return True
+        return False
+
+    def _work(self) -> None:
+        from .download_run import DownloadRun
+
+        name = threading.current_thread().name
+        while not self._stopping:
+            if self._should_retire():
+                break
+            item = self.queue.take(0.5, self.may_start)
+            if item is None:
+                continue
+            if item.origin == "daemon":
+                self._feeder.wake()  # room for one more lease
+            if self._stopping:
+                self.queue.put(item, front=True)
+                break
+            DownloadRun(self, item, name).run()
+        with self._lock:
+            self._workers = [w for w in self._workers if w is not threading.current_thread()]

@@ -1,0 +1,160 @@
+"""The feeder: fills the pending queue from job listings and from /downloads/next.
+
+Job mode lists each job page by page, queueing as each page arrives (so downloads start
+long before a 10,000-task listing ends); without --exit-when-done every job is listed
+again each nap to pick up tasks that finished rendering since. Daemon mode asks
+/downloads/next for at most the free slots (the queue holds at most 2 x threads of its
+Downloads, 20 per request) and naps when nothing new comes back. The nap ends early on
+stop, on an added job, or when a worker makes room.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from .api import MAX_NEXT_COUNT
+from .errors import ApiError, AuthError
+from .events import FeederIdle, JobListed
+from .jobs import JobTracker
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger("cdl.feeder")
+
+
+class _Result(Enum):
+    WORKED = "worked"  # something was listed or leased: go on at once
+    FULL = "full"  # the daemon's share of the queue is full: wait for room
+    IDLE = "idle"  # nothing to do: nap
+
+
+class Feeder:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._wake = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="feeder", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        engine = self.engine
+        while not engine.stopping:
+            try:
+                result = self._feed_once()
+            except AuthError as exc:
+                engine.fatal(exc)
+                return
+            except Exception:  # never let the feeder die silently
+                log.exception("feeder error")
+                result = _Result.IDLE
+            if engine.stopping or result is _Result.WORKED:
+                continue
+            nap = self._nap_length()
+            if result is _Result.IDLE:
+                wake_at = time.strftime("%H:%M:%S", time.localtime(time.time() + nap))
+                engine.set_feeder_status(f"idle; next poll at {wake_at}")
+                engine.publish(FeederIdle(seconds=nap))
+            else:
+                engine.set_feeder_status("queue full; waiting for a free worker")
+            self._wake.wait(nap)
+            self._wake.clear()
+        engine.set_feeder_status("stopped")
+
+    def _nap_length(self) -> float:
+        config = self.engine.config
+        nap = config.poll_interval
+        now = time.monotonic()
+        for tracker in self.engine.trackers():
+            if (
+                tracker.pages is None
+                and not tracker.error
+                and not (tracker.listing_complete and config.exit_when_done)
+            ):
+                nap = min(nap, max(0.0, tracker.next_listing_at - now))
+        return max(0.05, nap)
+
+    def _feed_once(self) -> _Result:
+        engine = self.engine
+        config = engine.config
+        listed = False
+        now = time.monotonic()
+        for tracker in engine.trackers():
+            if engine.stopping:
+                return _Result.IDLE
+            if tracker.error:
+                continue
+            if tracker.pages is None:
+                if tracker.listing_complete and config.exit_when_done:
+                    continue
+                if now < tracker.next_listing_at:
+                    continue
+                spec = tracker.spec
+                tracker.pages = engine.client.iter_job_downloads(
+                    spec.job_id, spec.task_ids, page_size=config.page_size
+                )
+            listed = self._list_page(tracker) or listed
+        polled = self._poll() if config.daemon and not engine.stopping else _Result.IDLE
+        return _Result.WORKED if listed else polled
+
+    def _list_page(self, tracker: JobTracker) -> bool:
+        engine = self.engine
+        job_id = tracker.job_id
+        engine.set_feeder_status(f"listing job {job_id}")
+        try:
+            batch = next(tracker.pages)  # type: ignore[arg-type]
+        except StopIteration:
+            tracker.pages = None
+            tracker.next_listing_at = time.monotonic() + engine.config.poll_interval
+            engine.listing_finished(tracker)
+            engine.publish(JobListed(job_id=job_id, listed=len(tracker.outcomes), complete=True))
+            return True
+        except AuthError:
+            raise
+        except ApiError as exc:
+            tracker.pages = None
+            if exc.status == 404:
+                engine.job_failed(tracker, f"job {job_id}: {exc}")
+                return True
+            tracker.next_listing_at = time.monotonic() + engine.config.poll_interval
+            log.warning("listing job %s failed; trying again later: %s", job_id, exc)
+            return False
+        for rejected in batch.rejected:
+            engine.refuse_listed(rejected, job_id, leased=False)
+        for download in batch.downloads:
+            engine.enqueue(download, job_id, leased=False)
+        engine.publish(JobListed(job_id=job_id, listed=len(tracker.outcomes), complete=False))
+        return True
+
+    def _poll(self) -> _Result:
+        engine = self.engine
+        slots = engine.daemon_slots()
+        if slots <= 0:
+            return _Result.FULL
+        engine.set_feeder_status("asking the farm for downloads")
+        try:
+            batch = engine.client.next_downloads(
+                location=engine.config.location, count=min(slots, MAX_NEXT_COUNT)
+            )
+        except AuthError:
+            raise
+        except ApiError as exc:
+            log.warning("asking for the next downloads failed: %s", exc)
+            return _Result.IDLE
+        for rejected in batch.rejected:
+            engine.refuse_listed(rejected, "daemon", leased=True)
+        fresh = 0
+        for download in batch.downloads:
+            if engine.enqueue(download, "daemon", leased=True):
+                fresh += 1
+            else:
+                engine.release_known(download)
+        return _Result.WORKED if fresh else _Result.IDLE

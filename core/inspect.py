@@ -1,0 +1,85 @@
+"""`--verify` and `--dry-run`: compare what the farm lists with what is on disk.
+
+Neither writes anything, reports anything to the farm, nor leases anything: they use the
+job listing only. `--verify` hashes every file that is present; `--dry-run` says what a run
+would fetch (hashing what is present too, so "already present" means verified).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .api import FarmClient
+from .destination import DestinationPolicy, plan_files
+from .jobspec import JobSpec
+from .models import Download, RemoteFile
+from .paths import UnsafePath
+from .transfer import hash_file
+
+
+@dataclass(frozen=True)
+class LocalCheck:
+    download: Download
+    remote: RemoteFile | None  # None when the whole Download was refused
+    dest: Path | None
+    state: str  # "same", "missing", "size differs", "md5 differs", "refused"
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "same"
+
+
+def check_jobs(
+    client: FarmClient,
+    specs: list[JobSpec],
+    policy: DestinationPolicy,
+    *,
+    regex: str | None = None,
+    page_size: int = 100,
+    hash_present: bool = True,
+) -> Iterator[LocalCheck | str]:
+    """A LocalCheck per file of the given jobs (or a string: a Download the farm
+    described badly)."""
+    pattern = re.compile(regex) if regex else None
+    for spec in specs:
+        for batch in client.iter_job_downloads(spec.job_id, spec.task_ids, page_size=page_size):
+            for rejected in batch.rejected:
+                yield f"{rejected.job_id}:{rejected.task_id} refused: {rejected.reason}"
+            for download in batch.downloads:
+                yield from _check_download(download, policy, pattern, hash_present)
+
+
+def _check_download(
+    download: Download,
+    policy: DestinationPolicy,
+    pattern: re.Pattern[str] | None,
+    hash_present: bool,
+) -> Iterator[LocalCheck]:
+    root, _ = policy.root_for(download)
+    try:
+        planned = plan_files(download, root)
+    except UnsafePath as exc:
+        yield LocalCheck(download, None, None, "refused", str(exc))
+        return
+    for remote, dest in planned:
+        if pattern is not None and not pattern.search(remote.relative_path):
+            continue
+        yield LocalCheck(download, remote, dest, compare(remote, dest, hash_present))
+
+
+def compare(remote: RemoteFile, dest: Path, hash_present: bool = True) -> str:
+    try:
+        stat = dest.stat()
+    except OSError:
+        return "missing"
+    if not dest.is_file():
+        return "missing"
+    if stat.st_size != remote.size:
+        return "size differs"
+    if hash_present and hash_file(dest) != remote.md5:
+        return "md5 differs"
+    return "same"

@@ -1,0 +1,54 @@
+"""What the engine knows about each job it was asked for (job mode)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from .jobspec import JobSpec
+from .models import DownloadBatch
+from .snapshot import JobView
+from .states import Outcome
+
+
+@dataclass(eq=False)
+class JobTracker:
+    """A job's listing and the outcome of each Download it listed.
+
+    A job is complete when its listing reached the last page and every listed Download
+    has an outcome (downloaded, cached, failed, cancelled or refused).
+    """
+
+    spec: JobSpec
+    outcomes: dict[str, Outcome | None] = field(default_factory=dict)  # download_id -> ...
+    listing_complete: bool = False
+    pages: Iterator[DownloadBatch] | None = None  # the listing in progress
+    next_listing_at: float = 0.0  # monotonic
+    error: str | None = None  # why the job cannot be listed (e.g. not on the farm)
+    announced: bool = False  # JobDone was published
+
+    @property
+    def job_id(self) -> str:
+        return self.spec.job_id
+
+    @property
+    def finished(self) -> int:
+        return sum(1 for outcome in self.outcomes.values() if outcome is not None)
+
+    @property
+    def failed(self) -> int:
+        bad = sum(1 for outcome in self.outcomes.values() if outcome is not None and not outcome.ok)
+        return bad + (1 if self.error else 0)
+
+    @property
+    def complete(self) -> bool:
+        return self.listing_complete and all(o is not None for o in self.outcomes.values())
+
+    def view(self) -> JobView:
+        return JobView(
+            job_id=self.job_id,
+            listed=len(self.outcomes),
+            finished=self.finished,
+            failed=self.failed,
+            listing_complete=self.listing_complete,
+        )

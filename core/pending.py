@@ -1,0 +1,154 @@
+"""The queue of Downloads waiting for a worker.
+
+Ordered (first in, first out, with "move to top"), each entry at most once, entries can be
+held (paused while queued) or wait out a backoff. `take()` blocks until an entry may start.
+Each entry caches its immutable view, so the snapshot of a 10,000-entry queue is one tuple.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .models import Download
+from .snapshot import PendingView
+from .states import FileState
+
+
+@dataclass(eq=False)
+class QueuedDownload:
+    """A Download and what this run knows about it while it is ours."""
+
+    download: Download
+    origin: str  # "daemon" (leased from /downloads/next) or the job ID that listed it
+    attempts: int = 0  # attempts made so far
+    last_error: str | None = None
+    not_before: float = 0.0  # monotonic time before which it must not start (backoff)
+    held: bool = False
+    # Reporting: `leased` is True while the farm counts this Download as ours (leased from
+    # /downloads/next, or reported `downloading`); heartbeats go only to leased entries.
+    leased: bool = False
+    report_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Files an earlier attempt put in place (relative path -> COMPLETE/CACHED/SKIPPED), so a
+    # retry neither fetches nor counts them again.
+    settled: dict[str, FileState] = field(default_factory=dict, repr=False)
+    _view: PendingView | None = field(default=None, repr=False)
+
+    @property
+    def download_id(self) -> str:
+        return self.download.download_id
+
+    def changed(self) -> None:
+        self._view = None
+
+    def view(self) -> PendingView:
+        if self._view is None:
+            wait = max(0.0, self.not_before - time.monotonic())
+            d = self.download
+            self._view = PendingView(
+                download_id=d.download_id,
+                job_id=d.job_id,
+                task_id=d.task_id,
+                files=len(d.files),
+                size=d.size,
+                attempts=self.attempts,
+                last_error=self.last_error,
+                held=self.held,
+                not_before=time.time() + wait if wait else 0.0,
+            )
+        return self._view
+
+
+class PendingQueue:
+    def __init__(self) -> None:
+        self._items: list[QueuedDownload] = []
+        self._cond = threading.Condition()
+        self._views: tuple[PendingView, ...] | None = None
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._items)
+
+    def count(self, origin: str) -> int:
+        with self._cond:
+            return sum(1 for item in self._items if item.origin == origin)
+
+    def put(self, item: QueuedDownload, *, front: bool = False) -> None:
+        with self._cond:
+            if front:
+                self._items.insert(0, item)
+            else:
+                self._items.append(item)
+            self._views = None
+            self._cond.notify()
+
+    def take(self, timeout: float, may_start: Callable[[], bool]) -> QueuedDownload | None:
+        """The first entry that may start now; None after `timeout` or if woken empty."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                wait = deadline - now
+                if may_start():
+                    for index, item in enumerate(self._items):
+                        if not item.held and item.not_before <= now:
+                            del self._items[index]
+                            self._views = None
+                            return item
+                    waiting = [i.not_before for i in self._items if not i.held]
+                    if waiting:
+                        wait = min(wait, min(waiting) - now)
+                if deadline - now <= 0:
+                    return None
+                self._cond.wait(max(0.01, wait))
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def remove(self, download_id: str) -> QueuedDownload | None:
+        with self._cond:
+            for index, item in enumerate(self._items):
+                if item.download_id == download_id:
+                    del self._items[index]
+                    self._views = None
+                    return item
+        return None
+
+    def move_to_top(self, download_id: str) -> bool:
+        item = self.remove(download_id)
+        if item is None:
+            return False
+        item.not_before = 0.0
+        item.changed()
+        self.put(item, front=True)
+        return True
+
+    def set_held(self, download_id: str, held: bool) -> bool:
+        with self._cond:
+            for item in self._items:
+                if item.download_id == download_id:
+                    item.held = held
+                    item.changed()
+                    self._views = None
+                    self._cond.notify_all()
+                    return True
+        return False
+
+    def items(self) -> list[QueuedDownload]:
+        with self._cond:
+            return list(self._items)
+
+    def drain(self) -> list[QueuedDownload]:
+        with self._cond:
+            items, self._items = self._items, []
+            self._views = None
+            return items
+
+    def views(self) -> tuple[PendingView, ...]:
+        with self._cond:
+            if self._views is None:
+                self._views = tuple(item.view() for item in self._items)
+            return self._views

@@ -1,0 +1,178 @@
+"""Immutable views of the engine's state, for UIs to poll a few times a second.
+
+`Engine.snapshot()` builds an `EngineSnapshot` under the engine's lock from pieces that are
+already immutable (pending entries, history entries), so taking one costs little even with
+10,000 pending Downloads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from .states import FileState, Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class FileView:
+    path: str
+    size: int
+    state: FileState
+    done: int  # bytes hashed (HASHING) or received (DOWNLOADING)
+    detail: str = ""  # a failure reason
+
+    @property
+    def percent(self) -> float:
+        return 100.0 if self.size == 0 else min(100.0, 100.0 * self.done / self.size)
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveView:
+    download_id: str
+    job_id: str
+    task_id: str
+    worker: str
+    size: int
+    done: int  # bytes fetched or verified so far
+    files: tuple[FileView, ...]
+    started_at: float
+    attempt: int
+    paused: bool
+    rate: float  # bytes/s over the last seconds
+
+    @property
+    def percent(self) -> float:
+        return 100.0 if self.size == 0 else min(100.0, 100.0 * self.done / self.size)
+
+    @property
+    def eta(self) -> float | None:
+        if self.rate <= 0 or self.paused:
+            return None
+        return max(0.0, (self.size - self.done) / self.rate)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingView:
+    download_id: str
+    job_id: str
+    task_id: str
+    files: int
+    size: int
+    attempts: int
+    last_error: str | None
+    held: bool  # paused while queued
+    not_before: float  # wall-clock time before which it will not start (backoff)
+
+
+@dataclass(frozen=True, slots=True)
+class FailedView:
+    download_id: str | None
+    job_id: str | None
+    task_id: str | None
+    files: int
+    size: int
+    attempts: int
+    reason: str
+    outcome: Outcome  # FAILED, CANCELLED or REFUSED
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    kind: str  # "file" or "task"
+    outcome: Outcome
+    download_id: str
+    job_id: str
+    task_id: str
+    path: str  # the file's final path, or the Download's root folder for a task
+    size: int
+    seconds: float
+    finished_at: float
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    job_id: str
+    listed: int
+    finished: int
+    failed: int
+    listing_complete: bool
+
+    @property
+    def complete(self) -> bool:
+        return self.listing_complete and self.finished >= self.listed
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    files_downloaded: int = 0
+    bytes_downloaded: int = 0
+    files_cached: int = 0
+    bytes_cached: int = 0
+    files_skipped: int = 0
+    files_failed: int = 0
+    downloads_done: int = 0
+    downloads_failed: int = 0
+    downloads_cancelled: int = 0
+    downloads_refused: int = 0
+
+
+@dataclass(frozen=True)
+class EngineSnapshot:
+    taken_at: float
+    uptime: float
+    mode: str  # "daemon", "jobs" or "daemon+jobs"
+    farm: str
+    location: str | None
+    paused: bool
+    stopping: bool
+    threads: int
+    busy: int
+    active: tuple[ActiveView, ...]
+    pending: tuple[PendingView, ...]
+    failed: tuple[FailedView, ...]
+    recent_files: tuple[HistoryEntry, ...]  # newest first
+    recent_tasks: tuple[HistoryEntry, ...]  # newest first
+    history_files: int  # how many file entries history holds in all
+    history_tasks: int
+    totals: Totals
+    rate: float  # bytes/s over the last few seconds
+    rate_history: tuple[float, ...]  # bytes/s per second for the last minute, oldest first
+    jobs: tuple[JobView, ...]
+    feeder: str  # what the feeder is doing, in words
+
+
+class RateMeter:
+    """Bytes per second, from per-second buckets (thread-safe, O(1) per update)."""
+
+    def __init__(self, seconds: int = 60, clock=time.monotonic) -> None:
+        self._clock = clock
+        self._buckets: deque[list[float]] = deque(maxlen=seconds)  # [second, bytes]
+        self._lock = threading.Lock()
+
+    def add(self, count: int) -> None:
+        second = int(self._clock())
+        with self._lock:
+            if self._buckets and self._buckets[-1][0] == second:
+                self._buckets[-1][1] += count
+            else:
+                self._buckets.append([second, count])
+
+    def rate(self, window: int = 5) -> float:
+        """Mean bytes/s over the last `window` whole seconds plus the current one."""
+        now = self._clock()
+        current = int(now)
+        with self._lock:
+            total = sum(b for s, b in self._buckets if s > current - window)
+        span = window - 1 + (now - current)
+        return total / span if span > 0 else 0.0
+
+    def history(self, seconds: int = 60) -> tuple[float, ...]:
+        """Bytes in each of the last `seconds` whole seconds, oldest first (0 when idle)."""
+        current = int(self._clock())
+        with self._lock:
+            by_second = {int(s): b for s, b in self._buckets}
+        return tuple(float(by_second.get(s, 0)) for s in range(current - seconds, current))

@@ -1,0 +1,150 @@
+"""The plain-text summary: what the legacy client printed, readable at a glance.
+
+Pure functions of an EngineSnapshot (and, at exit, the run's history), so they are easy to
+test and the same text serves the headless mode and the end of a full-screen run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import humanize
+
+from cdl_tui.core.snapshot import ActiveView, EngineSnapshot, HistoryEntry, Totals
+from cdl_tui.core.states import FileState
+
+PENDING_SHOWN = 20
+
+
+def size(count: float) -> str:
+    return humanize.naturalsize(count, binary=True, format="%.1f")
+
+
+def rate(bytes_per_second: float) -> str:
+    return f"{size(bytes_per_second)}/s"
+
+
+def duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds:.2f}s"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    return humanize.precisedelta(seconds, minimum_unit="seconds", format="%0.0f")
+
+
+def clock(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+
+
+def _file_state(state: FileState, percent: float) -> str:
+    if state in (FileState.HASHING, FileState.DOWNLOADING):
+        return f"{state.value} {percent:.0f}%"
+    return state.value
+
+
+def active_block(view: ActiveView) -> list[str]:
+    head = (
+        f"Job {view.job_id} Task {view.task_id} - {view.percent:.0f}% "
+        f"({size(view.done)}/{size(view.size)}) - {view.worker}"
+    )
+    if view.paused:
+        head += "  PAUSED"
+    elif view.rate:
+        head += f"  {rate(view.rate)}"
+    width = max((len(f.path) for f in view.files), default=0)
+    lines = [head]
+    for f in view.files:
+        line = f"    {f.path:<{width}}  {size(f.size):>10}  {_file_state(f.state, f.percent)}"
+        if f.detail:
+            line += f"  ({f.detail})"
+        lines.append(line)
+    return lines
+
+
+def _history_line(entry: HistoryEntry) -> str:
+    where = entry.path if entry.kind == "file" else f"Job {entry.job_id} Task {entry.task_id}"
+    line = (
+        f"    {clock(entry.finished_at)}  {entry.outcome.value:<9} {size(entry.size):>10}  "
+        f"{duration(entry.seconds):>7}  {where}"
+    )
+    if entry.reason:
+        line += f"  ({entry.reason})"
+    return line
+
+
+def format_summary(snap: EngineSnapshot) -> str:
+    lines = [f"##### ACTIVE DOWNLOADS ({len(snap.active)}) #####"]
+    for view in snap.active:
+        lines += active_block(view)
+    if not snap.active:
+        lines.append("    none" + ("  (PAUSED)" if snap.paused else ""))
+    lines.append(f"##### PENDING DOWNLOADS ({len(snap.pending)}) #####")
+    for pending in snap.pending[:PENDING_SHOWN]:
+        line = (
+            f"    Job {pending.job_id} Task {pending.task_id}  {pending.files} files  "
+            f"{size(pending.size)}"
+        )
+        if pending.attempts:
+            line += f"  attempt {pending.attempts + 1}, last error: {pending.last_error}"
+        if pending.held:
+            line += "  PAUSED"
+        lines.append(line)
+    if len(snap.pending) > PENDING_SHOWN:
+        lines.append(f"    ... and {len(snap.pending) - PENDING_SHOWN} more")
+    if snap.failed:
+        lines.append(f"##### FAILED ({len(snap.failed)}) #####")
+        lines += [
+            f"    Job {f.job_id} Task {f.task_id}  {f.outcome.value} after {f.attempts} "
+            f"attempts: {f.reason}"
+            for f in snap.failed
+        ]
+    lines.append("##### HISTORY #####")
+    lines.append(f"Last {len(snap.recent_files)} files:")
+    lines += [_history_line(e) for e in snap.recent_files]
+    lines.append(f"Last {len(snap.recent_tasks)} tasks:")
+    lines += [_history_line(e) for e in snap.recent_tasks]
+    lines.append(status_line(snap))
+    return "\n".join(lines)
+
+
+def status_line(snap: EngineSnapshot) -> str:
+    jobs = " ".join(f"{j.job_id} {j.finished}/{j.listed}" for j in snap.jobs)
+    parts = [
+        f"threads {snap.busy}/{snap.threads} busy",
+        f"uptime {duration(snap.uptime)}",
+        rate(snap.rate),
+        f"{snap.mode} mode",
+    ]
+    if jobs:
+        parts.append(f"jobs {jobs}")
+    parts.append(f"feeder: {snap.feeder}")
+    if snap.paused:
+        parts.append("PAUSED")
+    return "##### " + " | ".join(parts) + " #####"
+
+
+def total_line(totals: Totals, uptime: float) -> str:
+    mean = totals.bytes_downloaded / uptime if uptime > 0 else 0.0
+    return (
+        f"cdl-tui: {totals.downloads_done} tasks done: {totals.files_downloaded} files "
+        f"downloaded ({size(totals.bytes_downloaded)}), {totals.files_cached} cached "
+        f"({size(totals.bytes_cached)}), {totals.files_failed} files and "
+        f"{totals.downloads_failed + totals.downloads_refused} tasks failed, "
+        f"{totals.downloads_cancelled} cancelled; mean {rate(mean)} over {duration(uptime)}"
+    )
+
+
+def format_final(snap: EngineSnapshot, tasks: Iterable[HistoryEntry]) -> str:
+    """The end of a run: every task of its history, what failed, and the totals."""
+    lines = ["##### RUN HISTORY (tasks) #####"]
+    lines += [_history_line(entry) for entry in tasks] or ["    none"]
+    if snap.failed:
+        lines.append(f"##### FAILED ({len(snap.failed)}) #####")
+        lines += [
+            f"    Job {f.job_id} Task {f.task_id}  {f.outcome.value}: {f.reason}"
+            for f in snap.failed
+        ]
+    lines.append(f"uptime {duration(snap.uptime)}")
+    lines.append(total_line(snap.totals, snap.uptime))
+    return "\n".join(lines)
