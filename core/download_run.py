@@ -61,6 +61,9 @@ class DownloadRun:
         )
         try:
             engine.report(self.item, "downloading", 0)
+            if self.item.refresh:
+                engine.refresh(self.item)
+                download = self.item.download
             root, warning = engine.policy.root_for(download)
             if warning:
                 engine.warn_once(str(root), f"{download.label}: {warning}")

@@ -335,9 +335,32 @@ class Engine:
                 return False
             del self._given_up[download_id]
             self._set_outcome(download_id, None)
-            item = QueuedDownload(given.item.download, given.item.origin)
+            counter = {
+                Outcome.FAILED: "downloads_failed",
+                Outcome.REFUSED: "downloads_refused",
+                Outcome.CANCELLED: "downloads_cancelled",
+            }[given.view.outcome]
+            setattr(self._counters, counter, getattr(self._counters, counter) - 1)
+            old = given.item
+            item = QueuedDownload(old.download, old.origin, settled=dict(old.settled), refresh=True)
         self._queue_item(item)
         return True
+
+    def refresh(self, item: QueuedDownload) -> None:
+        """Describe the Download afresh from the farm (its task's listing), if it can."""
+        d = item.download
+        try:
+            for batch in self.client.iter_job_downloads(d.job_id, (d.task_id,), page_size=10):
+                for fresh in batch.downloads:
+                    if fresh.download_id == d.download_id:
+                        item.download = self._filtered(fresh)
+                        item.refresh = False
+                        item.changed()
+                        return
+        except AuthError:
+            raise
+        except CdlError as exc:
+            log.warning("could not describe %s afresh (%s); using what we had", d.label, exc)
 
     def retry_failed(self) -> int:
         with self._lock:
@@ -439,11 +462,15 @@ class Engine:
                 return False
             self._known[download.download_id] = None
             self._note_listed(origin, download.download_id, None)
-        if self._regex is not None:
-            kept = tuple(f for f in download.files if self._regex.search(f.relative_path))
-            download = replace(download, files=kept, size=sum(f.size for f in kept))
-        self._queue_item(QueuedDownload(download, origin, leased=leased))
+        self._queue_item(QueuedDownload(self._filtered(download), origin, leased=leased))
         return True
+
+    def _filtered(self, download: Download) -> Download:
+        """The Download with only the files --regex keeps."""
+        if self._regex is None:
+            return download
+        kept = tuple(f for f in download.files if self._regex.search(f.relative_path))
+        return replace(download, files=kept, size=sum(f.size for f in kept))
 
     def refuse_listed(self, rejected: RejectedDownload, origin: str, *, leased: bool) -> None:
         """A Download the farm described badly: report it, never retry it."""

@@ -34,6 +34,9 @@ class QueuedDownload:
     # Files an earlier attempt put in place (relative path -> COMPLETE/CACHED/SKIPPED), so a
     # retry neither fetches nor counts them again.
     settled: dict[str, FileState] = field(default_factory=dict, repr=False)
+    # Ask the farm for this Download again before the next attempt (after a retry command:
+    # the farm may have fixed it, and its signed URLs may have expired).
+    refresh: bool = False
     _view: PendingView | None = field(default=None, repr=False)
 
     @property

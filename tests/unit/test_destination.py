@@ -1,0 +1,104 @@
+"""Where files land, and the on-disk checks that keep them inside their root."""
+
+from pathlib import Path
+
+import pytest
+
+from cdl_tui.core.destination import DestinationPolicy, output_dir_problem, plan_files
+from cdl_tui.core.models import parse_download
+from cdl_tui.core.paths import UnsafePath
+
+MD5 = "1B2M2Y8AsgTpgAmY7PhCfg=="
+
+
+def download(output_dir="/tmp/x", paths=("a/b.exr",)):
+    return parse_download(
+        {
+            "download_id": "1",
+            "job_id": "08285",
+            "task_id": "004",
+            "output_dir": output_dir,
+            "size": 0,
+            "files": [
+                {"url": "http://h/f", "md5": MD5, "relative_path": p, "size": 0} for p in paths
+            ],
+        }
+    )
+
+
+def test_output_puts_each_job_in_its_own_folder(tmp_path):
+    root, warning = DestinationPolicy(output=tmp_path).root_for(download())
+    assert root == tmp_path / "08285"
+    assert warning is None
+
+
+def test_the_downloads_own_output_dir_is_used_when_it_can_exist(tmp_path):
+    target = tmp_path / "show" / "renders"
+    root, warning = DestinationPolicy().root_for(download(str(target)))
+    assert root == target and warning is None
+
+
+@pytest.mark.parametrize(
+    ("output_dir", "problem"),
+    [
+        ("C:\\proj\\renders", "is a Windows path"),
+        ("\\\\server\\share\\renders", "is a Windows path"),
+        ("relative/renders", "is not an absolute path"),
+        ("", "is empty"),
+    ],
+)
+def test_unusable_output_dirs_fall_back_with_a_warning(tmp_path, output_dir, problem):
+    assert problem in output_dir_problem(output_dir)
+    policy = DestinationPolicy(fallback=tmp_path / "fallback")
+    root, warning = policy.root_for(download(output_dir))
+    assert root == tmp_path / "fallback" / "08285"
+    assert problem in warning and str(root) in warning
+
+
+def test_an_unwritable_output_dir_falls_back(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        problem = output_dir_problem(str(locked / "renders"))
+    finally:
+        locked.chmod(0o700)
+    import os
+
+    if os.geteuid() == 0:  # root can write anywhere; the check must still say nothing wrong
+        assert problem is None
+    else:
+        assert "cannot be written here" in problem
+
+
+def test_plan_maps_relative_paths_under_the_root(tmp_path):
+    planned = plan_files(download(paths=("a/b.exr", "c.exr")), tmp_path)
+    assert [dest for _, dest in planned] == [tmp_path / "a/b.exr", tmp_path / "c.exr"]
+
+
+def test_a_symlink_out_of_the_root_is_refused(tmp_path):
+    root = tmp_path / "root"
+    (root / "a").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "a" / "escape").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(UnsafePath, match="through a symbolic link"):
+        plan_files(download(paths=("a/escape/b.exr",)), root)
+
+
+def test_a_symlink_inside_the_root_is_fine(tmp_path):
+    root = tmp_path / "root"
+    (root / "real").mkdir(parents=True)
+    (root / "alias").symlink_to(root / "real", target_is_directory=True)
+    (dest,) = [d for _, d in plan_files(download(paths=("alias/b.exr",)), root)]
+    assert dest == root / "alias" / "b.exr"
+
+
+def test_two_files_on_one_path_are_refused(tmp_path):
+    with pytest.raises(UnsafePath, match="same file"):
+        plan_files(download(paths=("a/b.exr", "a//./b.exr")), tmp_path)
+
+
+def test_the_root_may_not_exist_yet(tmp_path):
+    planned = plan_files(download(paths=("x.exr",)), tmp_path / "new" / "root")
+    assert planned[0][1] == Path(tmp_path / "new" / "root" / "x.exr")

@@ -1,0 +1,161 @@
+"""Unit tests for the engine's parts: the queue, the rate meter, events, faults, summary."""
+
+import threading
+import time
+
+import pytest
+
+from cdl_tui.core import faults
+from cdl_tui.core.events import DownloadDone, EventBus, FileStateChanged
+from cdl_tui.core.models import parse_download
+from cdl_tui.core.pending import PendingQueue, QueuedDownload
+from cdl_tui.core.snapshot import ActiveView, FileView, RateMeter
+from cdl_tui.core.states import FileState, Outcome
+from cdl_tui.tui.summary import active_block, duration, size
+
+
+def item(n, **kw):
+    d = parse_download(
+        {
+            "download_id": str(n),
+            "job_id": "1",
+            "task_id": str(n),
+            "output_dir": "/x",
+            "size": 0,
+            "files": [],
+        }
+    )
+    return QueuedDownload(d, "00001", **kw)
+
+
+def always():
+    return True
+
+
+def test_queue_is_fifo_with_move_to_top_hold_and_backoff():
+    queue = PendingQueue()
+    for n in range(4):
+        queue.put(item(n))
+    assert queue.move_to_top("2")
+    assert queue.set_held("0", True)
+    queue.items()[2].not_before = time.monotonic() + 60  # "1" waits out a backoff
+    order = [queue.take(0.01, always).download_id for _ in range(2)]
+    assert order == ["2", "3"]
+    assert queue.take(0.01, always) is None  # "0" is held, "1" backing off
+    assert [v.download_id for v in queue.views()] == ["0", "1"]
+    assert queue.views()[0].held
+    assert queue.remove("0").download_id == "0"
+    assert len(queue) == 1
+
+
+def test_take_waits_while_starting_is_not_allowed_and_wakes():
+    queue = PendingQueue()
+    queue.put(item(1))
+    allowed = threading.Event()
+    got = []
+    thread = threading.Thread(target=lambda: got.append(queue.take(5, allowed.is_set)))
+    thread.start()
+    time.sleep(0.1)
+    assert not got
+    allowed.set()
+    queue.wake()
+    thread.join(2)
+    assert got[0].download_id == "1"
+
+
+def test_views_are_cached_until_the_queue_changes():
+    queue = PendingQueue()
+    queue.put(item(1))
+    first = queue.views()
+    assert queue.views() is first
+    queue.put(item(2))
+    assert queue.views() is not first
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_rate_meter():
+    clock = FakeClock()
+    meter = RateMeter(clock=clock)
+    for _ in range(5):
+        meter.add(1000)
+        clock.now += 1
+    assert meter.rate(window=5) == pytest.approx(1000.0, rel=0.01)
+    history = meter.history(10)
+    assert len(history) == 10
+    assert history[-5:] == (1000.0,) * 5 and history[:5] == (0.0,) * 5
+    clock.now += 30
+    assert meter.rate() == 0.0
+
+
+def test_events_are_delivered_in_order_and_serialize():
+    bus = EventBus()
+    got = []
+    bus.subscribe(got.append)
+    bus.subscribe(lambda e: 1 / 0)  # a failing subscriber does not stop the others
+    events = [
+        FileStateChanged(download_id="1", path=f"p{n}", state=FileState.HASHING) for n in range(50)
+    ]
+    for e in events:
+        bus.publish(e)
+    bus.close()
+    assert got == events
+    data = DownloadDone(
+        download_id="1",
+        job_id="1",
+        task_id="2",
+        outcome=Outcome.DL,
+        files=3,
+        bytes_downloaded=10,
+        seconds=1.5,
+    ).to_json()
+    assert data["event"] == "download_done" and data["outcome"] == "DL"
+    assert events[0].to_json()["state"] == "HASHING EXISTING FILE"
+
+
+def test_fault_specs():
+    with pytest.raises(ValueError, match="unknown operation"):
+        faults.configure("explode=0.5")
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        faults.configure("chunk=3")
+    faults.configure("chunk=1,seed=1")
+    try:
+        with pytest.raises(OSError, match="injected fault"):
+            faults.maybe_fail("chunk", OSError)
+        faults.maybe_fail("hash", OSError)  # not configured: nothing happens
+        assert faults.injected["chunk"] == 1
+    finally:
+        faults.configure(None)
+    faults.maybe_fail("chunk", OSError)
+
+
+def test_summary_shows_the_legacy_information():
+    view = ActiveView(
+        download_id="1",
+        job_id="08285",
+        task_id="004",
+        worker="worker-3",
+        size=300 << 20,
+        done=150 << 20,
+        started_at=0,
+        attempt=1,
+        paused=False,
+        rate=12 << 20,
+        files=(
+            FileView("beauty/a.1005.exr", 100 << 20, FileState.DOWNLOADING, 20 << 20),
+            FileView("data/a.deep.1005.exr", 200 << 20, FileState.HASHING, 160 << 20),
+        ),
+    )
+    text = "\n".join(active_block(view))
+    assert text.splitlines()[0].startswith(
+        "Job 08285 Task 004 - 50% (150.0 MiB/300.0 MiB) - worker-3"
+    )
+    assert "DOWNLOADING 20%" in text and "HASHING EXISTING FILE 80%" in text
+    assert size(0) == "0 Bytes"
+    assert duration(0.5) == "0.50s" and duration(3725) == "1 hour, 2 minutes and 5 seconds"
