@@ -28,7 +28,6 @@ from .faults import maybe_fail
 from .models import RemoteFile
 from .paths import MAX_NAME_BYTES
 
-CHUNK_SIZE = 1 << 20
 HASH_BLOCK = 4 << 20
 TEMP_MARK = ".cdl-"
 TEMP_SUFFIX = ".part"
@@ -172,7 +171,7 @@ def _stream_to(
                 )
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb", buffering=0) as out:
-                for chunk in response.iter_raw(CHUNK_SIZE):
+                for chunk in response.iter_raw():
                     if check_stop is not None:
                         check_stop()
                     maybe_fail("chunk", TransferError)

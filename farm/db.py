@@ -135,6 +135,9 @@ class FarmStore:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
+        # Writers in this process queue here rather than in SQLite's busy handler, which
+        # sleeps in steps of milliseconds and made every contended report slow.
+        self._write_lock = threading.Lock()
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -151,13 +154,14 @@ class FarmStore:
         """A write transaction: BEGIN IMMEDIATE takes the write lock at once, so two
         clients (threads or processes) never interleave a select-then-update."""
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def create_schema(self) -> None:
         self.conn.executescript(SCHEMA)
@@ -389,7 +393,8 @@ class FarmStore:
 
     def append_audit(self, rows: Sequence[AuditRow]) -> None:
         if rows:
-            self._insert_audit(rows)
+            with self.write():
+                self._insert_audit(rows)
 
     def _insert_audit(self, rows: Sequence[AuditRow]) -> None:
         self.conn.executemany(
