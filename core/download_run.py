@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -126,7 +127,8 @@ class DownloadRun:
                     raise self._file_failed(afile, str(exc)) from None
                 log.info("%s: %s (try %d/%d)", remote.relative_path, exc, attempt, attempts)
                 engine.set_file_state(active, afile, FileState.DOWNLOADING)  # resets progress
-                engine.sleep(active, self.config.file_retry_delay * 2 ** (attempt - 1))
+                backoff = self.config.file_retry_delay * 2 ** (attempt - 1)
+                engine.sleep(active, backoff * random.uniform(0.5, 1.0))  # jitter
                 continue
             engine.remember_verified(dest, remote)
             engine.file_finished(active, afile, FileState.COMPLETE, time.monotonic() - started)
