@@ -15,6 +15,7 @@ lock; the pending queue has its own (taken after the engine's, never before).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import re
@@ -56,7 +57,7 @@ from .snapshot import (
     Totals,
 )
 from .states import FileState, Outcome, file_outcome
-from .transfer import Permissions, StopRequested
+from .transfer import Permissions, StopRequested, temp_path_for
 
 log = logging.getLogger("cdl.engine")
 
@@ -257,8 +258,13 @@ class Engine:
         log.error("%s", error, extra={"console": False})
         self.stop(str(error), EXIT_USAGE)
 
-    def shutdown(self, timeout: float = 30.0) -> int:
-        """Stop, wait for the threads, release every Download still ours; the exit code."""
+    def shutdown(self, timeout: float = 10.0) -> int:
+        """Stop, wait for the threads, release every Download still ours; the exit code.
+
+        Workers stop at their next chunk. One stuck in a stalled read past `timeout` is left
+        behind: its temp files are removed and its Download released here, so a prompt
+        exit still leaves nothing half-written and nothing `downloading` on the farm.
+        """
         self.stop()
         deadline = time.monotonic() + timeout
         for thread in [*self._workers, self._feeder.thread]:
@@ -269,6 +275,13 @@ class Engine:
             if self._shutdown_done:
                 return self.exit_code
             self._shutdown_done = True
+            stragglers = list(self._active.values())
+        for active in stragglers:
+            log.warning("%s did not stop in time; releasing it", active.download.label)
+            for afile in active.files:
+                with contextlib.suppress(OSError):
+                    temp_path_for(afile.dest, afile.remote).unlink()
+            self.report(active.item, "pending", 0, closing=True, quick=True)
         for item in self.queue.drain():
             self.report(item, "pending", 0, closing=True, quick=True)
         code = self.exit_code
