@@ -248,6 +248,9 @@ class Settings:
         _as_path,
         "where Downloads go whose output_dir cannot exist here",
     )
+    refresh_hz: float | None = _setting(
+        None, _as_interval, "TUI refreshes per second (default 4, or 2 over SSH)"
+    )
     faults: str | None = _setting(
         None, _as_faults, "fault injection for robustness tests, e.g. chunk=0.01,api=0.05"
     )

@@ -436,6 +436,7 @@ class Engine:
                 recent_tasks=self._history.recent_tasks(RECENT),
                 history_files=len(self._history.files),
                 history_tasks=len(self._history.tasks),
+                history_serial=self._history.serial,
                 totals=self._counters.frozen(),
                 rate=self._meter.rate(),
                 rate_history=self._meter.history(),
@@ -447,6 +448,12 @@ class Engine:
         """Every file and task entry kept, oldest first."""
         with self._lock:
             return tuple(self._history.files), tuple(self._history.tasks)
+
+    def history_since(self, serial: int) -> tuple[list[HistoryEntry], int]:
+        """Entries (files and tasks, in finishing order) added after `serial`, and the
+        serial to ask with next time. Start with 0."""
+        with self._lock:
+            return self._history.since(serial), self._history.serial
 
     # -- events ----------------------------------------------------------------------------
 
@@ -734,7 +741,7 @@ class Engine:
         d = active.download
         self.report(active.item, "downloaded", d.size, closing=True)
         states = {f.state for f in active.files}
-        if FileState.COMPLETE in states:
+        if FileState.COMPLETE in states or not states:  # a task without files is done too
             outcome = Outcome.DL
         elif states == {FileState.SKIPPED}:
             outcome = Outcome.SKIPPED

@@ -138,6 +138,7 @@ class EngineSnapshot:
     recent_tasks: tuple[HistoryEntry, ...]  # newest first
     history_files: int  # how many file entries history holds in all
     history_tasks: int
+    history_serial: int  # entries ever added (see Engine.history_since)
     totals: Totals
     rate: float  # bytes/s over the last few seconds
     rate_history: tuple[float, ...]  # bytes/s per second for the last minute, oldest first

@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--exit-when-done", action="store_true", help="exit once the given jobs are done")
     add("--demo", action="store_true", help="run against an embedded demo farm")
     add("--headless", action="store_true", help="plain-text output instead of the full screen")
+    add("--refresh-hz", metavar="HZ", help="full-screen refreshes per second (4; 2 over SSH)")
+    add("--no-mouse", action="store_true", help="full screen without mouse support")
     add("--output", metavar="DIR", help="download into DIR/<job_id>/ (default: output_dir)")
     add("--threads", metavar="N", help="download worker threads (default 8)")
     add("--location", metavar="TAG", help="daemon mode: only Downloads with this location tag")
@@ -98,6 +100,7 @@ _SETTING_FLAGS = (
     "summary_interval",
     "log_level",
     "log_dir",
+    "refresh_hz",
 )
 _BOOLEAN_FLAGS = {"force": "force", "disable_reporting": "disable_reporting"}
 
@@ -185,24 +188,36 @@ def _run(
     args: argparse.Namespace,
 ) -> int:
     client = client_from(settings, credentials)
+    full_screen = _full_screen(args)
     explicit_level = settings.rank_of("log_level") >= 3  # a flag or CDL_LOG_LEVEL
     configure_logging(
         level=settings.log_level,
         log_dir=settings.log_dir or default_state_dir(_environ()) / "log",
-        stderr_level=settings.log_level if explicit_level else "WARNING",
+        # Log lines on stderr would tear the full screen: they go to the file only.
+        stderr_level=None if full_screen else settings.log_level if explicit_level else "WARNING",
     )
     try:
         if args.verify or args.dry_run:
             return _inspect(client, settings, specs, verify=args.verify)
         config = engine_config_from(settings, specs, exit_when_done=args.exit_when_done)
         engine = Engine(client, config)
-        return _run_engine(engine, settings, args)
+        return _run_engine(engine, settings, args, full_screen=full_screen)
     finally:
         client.close()
 
 
-def _run_engine(engine: Engine, settings: Settings, args: argparse.Namespace) -> int:
-    from .headless import run_headless
+def _full_screen(args: argparse.Namespace) -> bool:
+    """The Textual app, unless --headless, a pipe or file on stdout, or events on stdout."""
+    if args.headless or args.verify or args.dry_run or args.events_jsonl == "-":
+        return False
+    # Textual draws on stderr; all three must be the terminal.
+    return sys.stdout.isatty() and sys.stderr.isatty() and sys.stdin.isatty()
+
+
+def _run_engine(
+    engine: Engine, settings: Settings, args: argparse.Namespace, *, full_screen: bool
+) -> int:
+    from .run import run_full_screen, run_headless
 
     events = None
     if args.events_jsonl:
@@ -215,7 +230,16 @@ def _run_engine(engine: Engine, settings: Settings, args: argparse.Namespace) ->
         engine.bus.subscribe(events)
     out: IO[str] = sys.stderr if events is not None and events.to_stdout else sys.stdout
     try:
-        code = run_headless(engine, summary_interval=settings.summary_interval, out=out)
+        if full_screen:
+            code = run_full_screen(
+                engine,
+                refresh_hz=settings.refresh_hz,
+                exit_when_done=args.exit_when_done,
+                mouse=not args.no_mouse,
+                out=out,
+            )
+        else:
+            code = run_headless(engine, summary_interval=settings.summary_interval, out=out)
     finally:
         if events is not None:
             events.close()

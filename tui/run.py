@@ -1,4 +1,4 @@
-"""The plain-text mode: the engine without Textual, a summary every few seconds.
+"""Running the engine: in plain text (a summary every few seconds), or in the full screen.
 
 Used with `--headless`, and automatically when stdout is not a terminal. SIGINT, SIGTERM
 and SIGHUP stop the engine gracefully (temp files removed, active Downloads reported
@@ -79,3 +79,38 @@ def _print(out: IO[str], text: str) -> None:
         out.flush()
     except (BrokenPipeError, ValueError):  # the reader went away: keep running quietly
         pass
+
+
+def run_full_screen(
+    engine: Engine,
+    *,
+    refresh_hz: float | None,
+    exit_when_done: bool,
+    mouse: bool,
+    out: IO[str],
+) -> int:
+    """Run the Textual app until the engine stops or the user quits; then shut the engine
+    down (signals handled as in headless mode) and print the final summary."""
+    from .app import CdlApp
+
+    app = CdlApp(
+        engine,
+        refresh_hz=refresh_hz,
+        exit_when_done=exit_when_done,
+        history_limit=engine.config.history_size,
+    )
+    engine.start()
+    try:
+        app.run(mouse=mouse)
+    finally:
+        if not engine.stopping:  # the app ended on its own (an error): stop cleanly
+            engine.stop("the full-screen app ended")
+        signals = SignalStop(engine, out)
+        signals.install()
+        try:
+            code = engine.shutdown()
+        finally:
+            signals.restore()
+    _, tasks = engine.history()
+    _print(out, format_final(engine.snapshot(), tasks))
+    return code

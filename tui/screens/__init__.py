@@ -1,0 +1,1 @@
+"""Modal screens: confirm, add job, help."""

@@ -1,0 +1,149 @@
+"""How one row of each list reads: plain text with few style changes (bytes matter)."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+
+from cdl_tui.core.snapshot import ActiveView, FailedView, FileView, HistoryEntry, PendingView
+from cdl_tui.core.states import FileState, Outcome
+from cdl_tui.tui.summary import size
+
+OUTCOME_STYLE = {
+    Outcome.DL: "green",
+    Outcome.CACHED: "cyan",
+    Outcome.SKIPPED: "yellow",
+    Outcome.FAILED: "bold red",
+    Outcome.CANCELLED: "yellow",
+    Outcome.REFUSED: "bold red",
+}
+STATE_STYLE = {
+    FileState.QUEUED: "dim",
+    FileState.PREPARING: "",
+    FileState.HASHING: "cyan",
+    FileState.DOWNLOADING: "bold",
+    FileState.COMPLETE: "green",
+    FileState.CACHED: "cyan",
+    FileState.SKIPPED: "yellow",
+    FileState.FAILED: "bold red",
+}
+FIXED_ACTIVE = 70  # the active row's columns other than the progress bar
+
+
+def clock_time(seconds: float | None) -> str:
+    """ETA-style H:MM:SS or M:SS; '' when unknown."""
+    if seconds is None:
+        return ""
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def bar(fraction: float, width: int) -> Text:
+    filled = round(max(0.0, min(1.0, fraction)) * width)
+    return Text.assemble(("█" * filled, "green"), ("░" * (width - filled), "dim"))
+
+
+def label(job_id: str | None, task_id: str | None) -> str:
+    return f"{job_id or '?'}:{task_id or '?'}"
+
+
+def left_cut(text: str, width: int) -> str:
+    """Keep the end of a path (the file name matters most)."""
+    return text if len(text) <= width else "…" + text[-(width - 1) :] if width > 1 else ""
+
+
+def active_row(view: ActiveView, width: int) -> Text:
+    bar_width = max(6, width - FIXED_ACTIVE)
+    speed = "PAUSED" if view.paused else f"{size(view.rate)}/s" if view.rate else ""
+    text = Text(f"{label(view.job_id, view.task_id):<11}")
+    text.append_text(bar(view.done / view.size if view.size else 1.0, bar_width))
+    text.append(f" {view.percent:3.0f}% {size(view.done) + '/' + size(view.size):>21} ")
+    text.append(f"{speed:>11}", style="bold yellow" if view.paused else "")
+    text.append(f" {clock_time(view.eta):>7} {view.worker:<10}")
+    return text
+
+
+def active_header(width: int) -> Text:
+    bar_width = max(6, width - FIXED_ACTIVE)
+    return Text(
+        f"{'JOB:TASK':<11}{'PROGRESS':<{bar_width}} {'%':>4} {'DONE/TOTAL':>21} "
+        f"{'RATE':>11} {'ETA':>7} {'THREAD':<10}",
+        style="bold dim",
+    )
+
+
+def file_row(view: FileView, width: int) -> Text:
+    state = view.state
+    shown = state.value
+    if state in (FileState.HASHING, FileState.DOWNLOADING):
+        shown += f" {view.percent:.0f}%"
+    text = Text(f"{shown:<26}", style=STATE_STYLE[state])
+    text.append(f"{size(view.size):>10}  ")
+    detail = f"  ({view.detail})" if view.detail else ""
+    text.append(left_cut(view.path, max(8, width - text.cell_len - len(detail))))
+    if detail:
+        text.append(detail, style="red")
+    return text
+
+
+def files_header() -> Text:
+    return Text(f"{'STATE':<26}{'SIZE':>10}  PATH", style="bold dim")
+
+
+def pending_row(view: PendingView, now: float) -> Text:
+    text = Text(f"{label(view.job_id, view.task_id):<11}")
+    text.append(f"{view.files:>4} files {size(view.size):>10}  ")
+    if view.held:
+        text.append("PAUSED  ", style="bold yellow")
+    if view.attempts:
+        wait = view.not_before - now if view.not_before else 0
+        text.append(f"attempt {view.attempts + 1}", style="yellow")
+        if wait > 0:
+            text.append(f" in {clock_time(wait)}", style="yellow")
+        if view.last_error:
+            text.append(f"  {view.last_error}", style="dim")
+    return text
+
+
+def failed_row(view: FailedView) -> Text:
+    text = Text(f"{view.outcome.value:<10}", style=OUTCOME_STYLE[view.outcome])
+    text.append(f"{label(view.job_id, view.task_id):<11}", style="bold")
+    if view.files:
+        text.append(f"{view.files:>4} files {size(view.size):>10}  ")
+    if view.attempts:
+        text.append(f"{view.attempts} attempts  ")
+    text.append(view.reason, style="red")
+    return text
+
+
+def pending_header() -> Text:
+    return Text(f"{'JOB:TASK':<11}{'FILES':>10} {'SIZE':>10}  STATE", style="bold dim")
+
+
+def history_row(entry: HistoryEntry, width: int) -> Text:
+    stamp = time.strftime("%H:%M:%S", time.localtime(entry.finished_at))
+    text = Text(f"{stamp} ")
+    text.append(f"{entry.outcome.value:<9}", style=OUTCOME_STYLE[entry.outcome])
+    kind = "task" if entry.kind == "task" else ""
+    text.append(f"{kind:<5}{label(entry.job_id, entry.task_id):<11}{size(entry.size):>10} ")
+    text.append(f"{_seconds(entry.seconds):>7}  ")
+    where = entry.path if entry.kind == "file" else (entry.reason or entry.path)
+    room = max(8, width - text.cell_len)
+    text.append(left_cut(where, room), style="bold" if entry.kind == "task" else "")
+    if entry.kind == "file" and entry.reason:
+        text.append(f"  {entry.reason}", style="red")
+    return text
+
+
+def history_header() -> Text:
+    return Text(
+        f"{'TIME':<9}{'OUTCOME':<9}{'':5}{'JOB:TASK':<11}{'SIZE':>10} {'TOOK':>7}  PATH",
+        style="bold dim",
+    )
+
+
+def _seconds(seconds: float) -> str:
+    return f"{seconds:.1f}s" if seconds < 60 else clock_time(seconds)
