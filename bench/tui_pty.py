@@ -12,6 +12,7 @@ shows the change. Prints one JSON line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import json
 import os
@@ -38,7 +39,7 @@ def spawn(command: list[str], cols: int, rows: int, env: dict[str, str], cwd: st
     pid, master = pty.fork()
     if pid == 0:  # the child, on the pty
         os.chdir(cwd)
-        os.execvpe(command[0], command, env)
+        os.execvpe(command[0], command, env)  # noqa: S606 - the program under test
     fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
     return pid, master
 
@@ -93,8 +94,7 @@ def main() -> int:
         env["SSH_CONNECTION"] = "10.0.0.1 50000 10.0.0.2 22"
     else:
         env.pop("SSH_CONNECTION", None)
-    pid, master = spawn([args.command, "--demo", "--output", f"{work}/out"], cols, rows, env,
-                        work)
+    pid, master = spawn([args.command, "--demo", "--output", f"{work}/out"], cols, rows, env, work)
     try:
         read_for(master, args.warmup)
         cpu_before = cpu_seconds(pid)
@@ -122,10 +122,8 @@ def main() -> int:
     finally:
         os.kill(pid, signal.SIGTERM)
         read_for(master, 3.0)
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
         os.close(master)
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -8,12 +8,18 @@ the rows and header lines whose text changed are repainted. The app owns no down
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
 import sys
 import termios
+from collections.abc import Iterable, Iterator
 from typing import ClassVar, Protocol
 
+from rich.color import ColorSystem
+from rich.console import Console
+from rich.segment import Segment, Segments
+from rich.style import Style
 from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -60,6 +66,12 @@ def default_refresh_hz(environ: dict[str, str] | os._Environ[str] = os.environ) 
     return SSH_HZ if environ.get("SSH_CONNECTION") else DEFAULT_HZ
 
 
+def _steady(field: Input) -> Input:
+    """No blinking cursor: every blink is a repaint, and bytes count over SSH."""
+    field.cursor_blink = False
+    return field
+
+
 class EngineEvent(Message):
     """A lifecycle event from the engine's dispatcher thread."""
 
@@ -98,6 +110,7 @@ class MainScreen(Screen[None]):
         self._history_serial = 0
         self._tab_labels: dict[str, str] = {}
         self._statics: dict[str, str] = {}
+        self._focus_filter = False
 
     def compose(self) -> ComposeResult:
         yield HeaderBar(id="header")
@@ -112,9 +125,11 @@ class MainScreen(Screen[None]):
                 yield Static(rows.pending_header(), classes="columns")
                 yield PendingList(id="pending-list")
             with TabPane("History", id="history"):
-                yield Input(
-                    placeholder="filter the history: text, then Enter (Escape clears)",
-                    id="history-filter",
+                yield _steady(
+                    Input(
+                        placeholder="filter the history: text, then Enter (Escape clears)",
+                        id="history-filter",
+                    )
                 )
                 yield Static(rows.history_header(), classes="columns")
                 yield HistoryList(limit=self.history_limit, id="history-list")
@@ -306,13 +321,17 @@ class MainScreen(Screen[None]):
 
     @on(TabbedContent.TabActivated)
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        if event.pane.id:
+        if self._focus_filter:
+            self._focus_filter = False
+            self.query_one("#history-filter", Input).focus()
+        elif event.pane.id:
             self._focus_tab(event.pane.id)
 
     def action_filter(self) -> None:
-        self.action_show_tab("history")
         field = self.query_one("#history-filter", Input)
         field.add_class("shown")
+        self._focus_filter = self.current_tab != "history"  # the tab switch focuses later
+        self.query_one(TabbedContent).active = "history"
         field.focus()
 
     @on(Input.Submitted, "#history-filter")
@@ -352,6 +371,17 @@ class MainScreen(Screen[None]):
         )
 
 
+def _downgraded(segments: Iterable[Segment], system: ColorSystem) -> Iterator[Segment]:
+    for segment in segments:
+        style = segment.style
+        if style is not None and not segment.control:
+            style = style + Style(
+                color=style.color.downgrade(system) if style.color else None,
+                bgcolor=style.bgcolor.downgrade(system) if style.bgcolor else None,
+            )
+        yield Segment(segment.text, style, segment.control)
+
+
 class CdlApp(App[None]):
     """`engine.stop()` ends the app; the caller then shuts the engine down and exits."""
 
@@ -382,8 +412,39 @@ class CdlApp(App[None]):
         self.signal_received: int | None = None
         self.main = MainScreen(engine, history_limit)
 
+    def export_screenshot(self, *, title: str | None = None, simplify: bool = False) -> str:
+        """An SVG of the screen in the colours the terminal really gets.
+
+        Textual always exports in truecolor; with TEXTUAL_COLOR_SYSTEM=standard or 256 the
+        terminal receives downgraded colours, so the screenshot downgrades them too.
+        """
+        system = {"standard": ColorSystem.STANDARD, "256": ColorSystem.EIGHT_BIT}.get(
+            str(self.console.color_system)
+        )
+        if system is None:
+            return super().export_screenshot(title=title, simplify=simplify)
+        width, height = self.size
+        console = Console(
+            width=width,
+            height=height,
+            file=io.StringIO(),
+            force_terminal=True,
+            color_system="truecolor",
+            record=True,
+            legacy_windows=False,
+            safe_box=False,
+        )
+        update = self.screen._compositor.render_update(
+            full=True, screen_stack=self._background_screens, simplify=simplify
+        )
+        segments = console.render(update, console.options)
+        console.print(Segments(_downgraded(segments, system)))
+        return console.export_svg(title=title or self.title)
+
+    def get_default_screen(self) -> Screen:
+        return self.main
+
     def on_mount(self) -> None:
-        self.push_screen(self.main)
         self.engine.bus.subscribe(lambda event: self.post_message(EngineEvent(event)))
         self.set_interval(1 / self.refresh_hz, self._tick)
         if self.watch_terminal:

@@ -77,7 +77,7 @@ def _print(out: IO[str], text: str) -> None:
     try:
         out.write(text + "\n")
         out.flush()
-    except (BrokenPipeError, ValueError):  # the reader went away: keep running quietly
+    except (OSError, ValueError):  # the reader or the terminal went away: carry on quietly
         pass
 
 

@@ -26,9 +26,10 @@ class ConfirmScreen(ModalScreen[bool]):
     DEFAULT_CSS = """
     ConfirmScreen { align: center middle; }
     ConfirmScreen > Vertical {
-        width: auto; max-width: 70; height: auto;
+        width: 64; max-width: 100%; height: auto;
         border: thick $warning; background: $surface; padding: 1 2;
     }
+    ConfirmScreen Label { width: 100%; }
     ConfirmScreen .hint { color: $text-muted; margin-top: 1; }
     """
 
@@ -79,12 +80,14 @@ class AddJobScreen(ModalScreen[list[JobSpec] | None]):
             yield Label(
                 "Job specs, separated by spaces: 08285  08286:1-10  8290:1-9x2,12", classes="hint"
             )
-            yield Input(
+            field = Input(
                 placeholder="08285 08286:1-10",
                 validators=[JobSpecsValidator()],
                 validate_on=["changed", "submitted"],
                 id="add-job-input",
             )
+            field.cursor_blink = False  # a blink is a repaint; bytes count over SSH
+            yield field
             yield Static("", id="add-job-error")
             yield Static("", id="add-job-ok")
 
@@ -129,7 +132,7 @@ KEYS = [
     ("+ / -", "one more / one fewer download thread"),
     ("1 2 3, tab", "Active, Pending, History tab"),
     ("/", "filter the history (Enter applies, Escape clears)"),
-    ("up down pgup pgdn home end", "move the selection"),
+    ("arrows pgup pgdn", "move the selection (home, end too)"),
     ("?", "this help"),
     ("q", "quit: downloads stop cleanly and go back to the farm (asks while active)"),
 ]
@@ -142,7 +145,7 @@ class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > Vertical {
-        width: auto; max-width: 90; height: auto; max-height: 90%;
+        width: 76; max-width: 100%; height: auto; max-height: 100%;
         border: thick $accent; background: $surface; padding: 0 1;
     }
     HelpScreen .hint { color: $text-muted; }
@@ -150,8 +153,8 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         table = Table.grid(padding=(0, 2))
-        table.add_column(style="bold")
-        table.add_column()
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column(ratio=1)
         for key, what in KEYS:
             table.add_row(key, what)
         with Vertical():

@@ -8,9 +8,10 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from cdl_tui.core.snapshot import EngineSnapshot
-from cdl_tui.tui.summary import duration, rate, size
+from cdl_tui.tui.summary import rate, size
 
 from .diff import changed_span
+from .rows import clock_time
 
 SPARK = " ▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 20  # characters for the last minute: 3 seconds each
@@ -48,7 +49,7 @@ def header_lines(snap: EngineSnapshot, width: int = 100) -> list[Text]:
             (spark, "green"),
             sep,
             ("up ", "dim"),
-            duration(snap.uptime),
+            clock_time(snap.uptime),
             sep,
             snap.mode,
             sep,

@@ -30,13 +30,14 @@ class VirtualList(ScrollView, can_focus=True):
         scrollbar-size-vertical: 1;
         overflow-x: hidden;
     }
+    /* A background only, so each column keeps its colour; a dark blue reads well in
+       truecolor and becomes plain blue in 16 colours. */
     VirtualList > .virtual-list--cursor {
-        background: $accent 40%;
-        text-style: bold;
+        background: #3a3a3a;
     }
     VirtualList:focus > .virtual-list--cursor {
-        background: $accent;
-        color: $text;
+        background: #1f4f7a;
+        text-style: bold;
     }
     VirtualList > .virtual-list--empty {
         color: $text-muted;
@@ -85,9 +86,14 @@ class VirtualList(ScrollView, can_focus=True):
         if self.cursor >= count:
             self.cursor = max(0, count - 1)
 
+    @property
+    def row_width(self) -> int:
+        """Columns for a row: the widget less its scrollbar."""
+        return self.scrollable_content_region.width
+
     def rows_changed(self) -> None:
         """Repaint, in the visible rows, only the columns that differ from the screen."""
-        width = self.size.width
+        width = self.row_width
         top = self.scroll_offset.y
         for index in range(top, top + self.size.height):
             span = changed_span(self._painted.get(index), self._line_text(index, width))
@@ -119,11 +125,12 @@ class VirtualList(ScrollView, can_focus=True):
         text = self.row_text(index, width)
         text.truncate(width, overflow="ellipsis", pad=True)
         if index == self.cursor:
-            text.stylize(self.get_component_rich_style("virtual-list--cursor"))
+            cursor = self.get_component_rich_style("virtual-list--cursor")
+            text.stylize(Style(bgcolor=cursor.bgcolor, bold=cursor.bold))
         return text
 
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
+        width = self.row_width
         index = self.scroll_offset.y + y
         text = self._line_text(index, width)
         self._painted[index] = text

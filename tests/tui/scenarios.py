@@ -1,0 +1,332 @@
+"""Deterministic screens of the app, for snapshot tests and for screenshots/.
+
+The app renders whatever `engine.snapshot()` says; `ScenarioEngine` says the same thing
+every time (a render farm mid-afternoon: 8 downloads active, a queue, two failures, a
+history), so the pictures are stable. The pilot tests drive the real engine instead.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field, replace
+
+from cdl_tui.core.jobspec import JobSpec
+from cdl_tui.core.snapshot import (
+    ActiveView,
+    EngineSnapshot,
+    FailedView,
+    FileView,
+    HistoryEntry,
+    JobView,
+    PendingView,
+    Totals,
+)
+from cdl_tui.core.states import FileState, Outcome
+
+T0 = 1_795_000_000.0  # a fixed "now" (2026-11-18 in UTC)
+MIB = 1 << 20
+
+
+def use_utc() -> None:
+    """History shows local times: make them the same on every machine."""
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+
+
+def _files(layer: str, frame: int, states) -> tuple[FileView, ...]:
+    names = [
+        ("beauty", "beauty", 24 * MIB),
+        ("data", "deep", 61 * MIB),
+        ("crypto", "cryptomatte", 8 * MIB),
+    ]
+    return tuple(
+        FileView(
+            path=f"{layer}/{folder}/{layer}.{aov}.{frame}.exr",
+            size=size,
+            state=state,
+            done=int(size * pct / 100),
+            detail=detail,
+        )
+        for (folder, aov, size), (state, pct, detail) in zip(names, states, strict=True)
+    )
+
+
+def active_views() -> tuple[ActiveView, ...]:
+    layer = "MJ_0080_light_v001"
+    plans = [
+        ((FileState.COMPLETE, 100, ""), (FileState.DOWNLOADING, 20, ""), (FileState.QUEUED, 0, "")),
+        ((FileState.HASHING, 80, ""), (FileState.QUEUED, 0, ""), (FileState.QUEUED, 0, "")),
+        ((FileState.CACHED, 100, ""), (FileState.CACHED, 100, ""), (FileState.DOWNLOADING, 55, "")),
+        ((FileState.DOWNLOADING, 90, ""), (FileState.QUEUED, 0, ""), (FileState.QUEUED, 0, "")),
+        (
+            (FileState.COMPLETE, 100, ""),
+            (FileState.COMPLETE, 100, ""),
+            (FileState.DOWNLOADING, 10, ""),
+        ),
+        ((FileState.PREPARING, 0, ""), (FileState.QUEUED, 0, ""), (FileState.QUEUED, 0, "")),
+        ((FileState.COMPLETE, 100, ""), (FileState.DOWNLOADING, 64, ""), (FileState.QUEUED, 0, "")),
+        ((FileState.DOWNLOADING, 33, ""), (FileState.QUEUED, 0, ""), (FileState.QUEUED, 0, "")),
+    ]
+    views = []
+    for n, plan in enumerate(plans):
+        files = _files(layer, 1005 + n, plan)
+        size = sum(f.size for f in files)
+        done = sum(f.done for f in files)
+        paused = n == 6
+        views.append(
+            ActiveView(
+                download_id=f"62277095585218{n:02d}",
+                job_id="08285",
+                task_id=f"{4 + n:03d}",
+                worker=f"worker-{n + 1}",
+                size=size,
+                done=done,
+                files=files,
+                started_at=T0 - 100 + n,
+                attempt=2 if n == 3 else 1,
+                paused=paused,
+                rate=0.0 if paused else (11.5 + n) * MIB,
+            )
+        )
+    return tuple(views)
+
+
+def pending_views(count: int = 40) -> tuple[PendingView, ...]:
+    views = []
+    for n in range(count):
+        views.append(
+            PendingView(
+                download_id=f"71000000000{n:05d}",
+                job_id="08285" if n < 30 else "08286",
+                task_id=f"{12 + n:03d}" if n < 30 else f"{n - 29:03d}",
+                files=3,
+                size=93 * MIB + n * 1000,
+                attempts=2 if n == 3 else 0,
+                last_error="the file server answered HTTP 503" if n == 3 else None,
+                held=n == 5,
+                not_before=T0 + 42 if n == 3 else 0.0,
+            )
+        )
+    return tuple(views)
+
+
+def failed_views() -> tuple[FailedView, ...]:
+    return (
+        FailedView(
+            download_id="6227709558529901",
+            job_id="08284",
+            task_id="017",
+            files=3,
+            size=93 * MIB,
+            attempts=5,
+            reason="MJ_0070_light_v003/data/MJ_0070_light_v003.deep.1017.exr: md5 mismatch",
+            outcome=Outcome.FAILED,
+            at=T0 - 300,
+        ),
+        FailedView(
+            download_id="6227709558529902",
+            job_id="08284",
+            task_id="018",
+            files=0,
+            size=0,
+            attempts=0,
+            reason="file 2: refused: the path '../../etc/cron.d/x' climbs out of its folder",
+            outcome=Outcome.REFUSED,
+            at=T0 - 290,
+        ),
+    )
+
+
+def history_entries(count: int = 240) -> list[HistoryEntry]:
+    entries = []
+    outcomes = [Outcome.DL, Outcome.DL, Outcome.CACHED, Outcome.DL, Outcome.DL, Outcome.DL]
+    for n in range(count):
+        task = n // 3
+        layer = "KT_0090_light_v002"
+        aov = ("beauty", "deep", "cryptomatte")[n % 3]
+        folder = ("beauty", "data", "crypto")[n % 3]
+        outcome = outcomes[task % len(outcomes)]
+        entries.append(
+            HistoryEntry(
+                kind="file",
+                outcome=outcome,
+                download_id=f"5343402947{task:06d}",
+                job_id="08283",
+                task_id=f"{task:03d}",
+                path=f"/mnt/renders/08283/{layer}/{folder}/{layer}.{aov}.{1001 + task}.exr",
+                size=(24, 61, 8)[n % 3] * MIB,
+                seconds=0.0 if outcome is Outcome.CACHED else (1.9, 4.8, 0.7)[n % 3],
+                finished_at=T0 - 3600 + n * 14,
+            )
+        )
+        if n % 3 == 2:
+            entries.append(
+                HistoryEntry(
+                    kind="task",
+                    outcome=outcome,
+                    download_id=f"5343402947{task:06d}",
+                    job_id="08283",
+                    task_id=f"{task:03d}",
+                    path="/mnt/renders/08283",
+                    size=93 * MIB,
+                    seconds=7.4,
+                    finished_at=T0 - 3600 + n * 14,
+                )
+            )
+    return entries
+
+
+def busy_snapshot(history: list[HistoryEntry]) -> EngineSnapshot:
+    rates = tuple(float((60 + (n * 37) % 40) * MIB) for n in range(60))
+    return EngineSnapshot(
+        taken_at=T0,
+        uptime=3723.0,
+        mode="daemon+jobs",
+        farm="farm.studio.example",
+        location="studio-a",
+        paused=False,
+        stopping=False,
+        threads=8,
+        busy=8,
+        active=active_views(),
+        pending=pending_views(),
+        failed=failed_views(),
+        recent_files=tuple(e for e in reversed(history) if e.kind == "file")[:20],
+        recent_tasks=tuple(e for e in reversed(history) if e.kind == "task")[:20],
+        history_files=sum(1 for e in history if e.kind == "file"),
+        history_tasks=sum(1 for e in history if e.kind == "task"),
+        history_serial=len(history),
+        totals=Totals(
+            files_downloaded=200,
+            bytes_downloaded=6_312 * MIB,
+            files_cached=40,
+            bytes_cached=1_240 * MIB,
+            downloads_done=80,
+            downloads_failed=1,
+            downloads_refused=1,
+        ),
+        rate=97.4 * MIB,
+        rate_history=rates,
+        jobs=(
+            JobView("08283", 80, 80, 0, True),
+            JobView("08284", 20, 19, 2, True),
+            JobView("08285", 44, 4, 0, True),
+        ),
+        feeder="idle; next poll at 17:33:35",
+    )
+
+
+class _Bus:
+    def subscribe(self, subscriber) -> None:
+        pass
+
+
+@dataclass
+class ScenarioEngine:
+    """A still engine: the same snapshot and history every time; commands are recorded."""
+
+    snap: EngineSnapshot
+    history: list[HistoryEntry] = field(default_factory=list)
+    calls: list[tuple] = field(default_factory=list)
+    bus: _Bus = field(default_factory=_Bus)
+    stopping: bool = False
+
+    def snapshot(self) -> EngineSnapshot:
+        return self.snap
+
+    def history_since(self, serial: int) -> tuple[list[HistoryEntry], int]:
+        return self.history[serial:], len(self.history)
+
+    def pause(self) -> None:
+        self.calls.append(("pause",))
+
+    def resume(self) -> None:
+        self.calls.append(("resume",))
+
+    def pause_download(self, download_id: str, paused: bool = True) -> bool:
+        self.calls.append(("pause_download", download_id, paused))
+        return True
+
+    def cancel(self, download_id: str) -> bool:
+        self.calls.append(("cancel", download_id))
+        return True
+
+    def retry(self, download_id: str) -> bool:
+        self.calls.append(("retry", download_id))
+        return True
+
+    def retry_failed(self) -> int:
+        self.calls.append(("retry_failed",))
+        return 1
+
+    def move_to_top(self, download_id: str) -> bool:
+        self.calls.append(("move_to_top", download_id))
+        return True
+
+    def add_jobs(self, specs: list[JobSpec]) -> list[JobSpec]:
+        self.calls.append(("add_jobs", list(specs)))
+        return list(specs)
+
+    def set_threads(self, count: int) -> int:
+        self.calls.append(("set_threads", count))
+        return count
+
+    def stop(self, reason: str = "stopped", exit_code: int | None = None) -> None:
+        self.calls.append(("stop", reason, exit_code))
+        self.stopping = True
+
+
+def scenario_engine(**changes) -> ScenarioEngine:
+    history = history_entries()
+    return ScenarioEngine(replace(busy_snapshot(history), **changes), history)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    size: tuple[int, int] = (100, 30)
+    press: tuple[str, ...] = ()
+    colors: str = "truecolor"  # or "standard" (16 colours)
+    changes: dict = field(default_factory=dict)
+    note: str = ""
+
+
+SCENARIOS = [
+    Scenario("active", note="The Active tab: 8 downloads, the selected one's files"),
+    Scenario("active-80x24", size=(80, 24)),
+    Scenario("active-16-colors", colors="standard", note="The Active tab in a 16-colour terminal"),
+    Scenario("active-paused", changes={"paused": True}, press=("down", "down")),
+    Scenario("pending", press=("2",), note="Pending: failures first, then the queue in order"),
+    Scenario("pending-80x24", size=(80, 24), press=("2",)),
+    Scenario("history", press=("3",), note="History: files and tasks, newest first"),
+    Scenario("history-80x24", size=(80, 24), press=("3",)),
+    Scenario(
+        "history-filtered",
+        press=("slash", *"deep", "enter"),
+        note="History filtered with / (here: deep)",
+    ),
+    Scenario(
+        "add-job",
+        press=("a", *"08286 08287:1-x"),
+        note="Adding jobs: specs are validated as you type",
+    ),
+    Scenario("add-job-80x24", size=(80, 24), press=("a", *"08286 08287:1-5x2")),
+    Scenario("help", press=("question_mark",), note="Every key (?)"),
+    Scenario("help-80x24", size=(80, 24), press=("question_mark",)),
+    Scenario("quit-confirm", press=("q",), note="q asks first while downloads are active"),
+]
+
+
+def make_app(scenario: Scenario):
+    """The app in the scenario's state (colours as TEXTUAL_COLOR_SYSTEM would set them)."""
+    from textual import constants
+
+    from cdl_tui.tui.app import CdlApp
+
+    saved = constants.COLOR_SYSTEM
+    constants.COLOR_SYSTEM = scenario.colors  # read by App.__init__
+    try:
+        return CdlApp(scenario_engine(**scenario.changes), refresh_hz=4, watch_terminal=False)
+    finally:
+        constants.COLOR_SYSTEM = saved
