@@ -23,6 +23,7 @@ from rich.style import Style
 from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
@@ -111,6 +112,7 @@ class MainScreen(Screen[None]):
         self._tab_labels: dict[str, str] = {}
         self._statics: dict[str, str] = {}
         self._focus_filter = False
+        self.ready = False  # composed and mounted: the timer may refresh it
 
     def compose(self) -> ComposeResult:
         yield HeaderBar(id="header")
@@ -136,6 +138,7 @@ class MainScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.ready = True
         self.query_one(ActiveList).focus()
         self.refresh_from_engine()
 
@@ -145,6 +148,12 @@ class MainScreen(Screen[None]):
     # -- from the engine -------------------------------------------------------------------
 
     def refresh_from_engine(self) -> None:
+        try:
+            self._refresh_from_engine()
+        except NoMatches:  # the app is closing: its widgets are already gone
+            pass
+
+    def _refresh_from_engine(self) -> None:
         snap = self.engine.snapshot()
         self.snap = snap
         self.query_one(HeaderBar).show_lines(header_lines(snap, self.size.width))
@@ -455,7 +464,7 @@ class CdlApp(App[None]):
         if self.engine.stopping:
             self.exit()
             return
-        if self.screen is self.main or self.main.is_attached:
+        if self.main.ready:
             self.main.refresh_from_engine()
 
     def on_engine_event(self, message: EngineEvent) -> None:

@@ -8,6 +8,7 @@ from textual.widgets import TabbedContent
 
 from cdl_tui.tui.app import CdlApp
 from cdl_tui.tui.screens.modals import AddJobScreen, ConfirmScreen, HelpScreen
+from cdl_tui.tui.widgets.header import HeaderBar
 from cdl_tui.tui.widgets.lists import ActiveList, HistoryList, PendingList
 
 from .conftest import farm_files, files_on_disk, temp_files
@@ -24,6 +25,8 @@ def drive(engine, scenario, *, size=(100, 30), exit_when_done=False, timeout=60)
         app = CdlApp(engine, refresh_hz=10, exit_when_done=exit_when_done, watch_terminal=False)
         engine.start()
         async with app.run_test(size=size) as pilot:
+            # The main screen has been composed and has shown the engine at least once.
+            await until(pilot, lambda: app.main.snap is not None, what="the first refresh")
             await asyncio.wait_for(scenario(app, pilot), timeout)
         return app
 
@@ -59,7 +62,7 @@ def test_p_pauses_everything_and_resumes(start_farm, make_engine, tmp_path):
         assert engine.paused
         await pilot.pause(0.4)
         assert await bytes_grow(pilot, engine) == 0
-        assert "PAUSED" in app.main.query_one("HeaderBar")._lines[0].plain
+        assert "PAUSED" in app.main.query_one(HeaderBar)._lines[0].plain
         await pilot.press("p")
         assert not engine.paused
         assert await bytes_grow(pilot, engine) > 0
@@ -72,8 +75,14 @@ def test_space_pauses_the_selected_download(start_farm, make_engine, tmp_path):
     engine = make_engine(farm, tmp_path, jobs=farm.job_ids, threads=2)
 
     async def scenario(app, pilot):
-        await until(pilot, lambda: len(engine.snapshot().active) == 2, what="two active")
-        selected = app.main.query_one(ActiveList).selected_id
+        active_list = app.main.query_one(ActiveList)
+
+        def shown_and_running():
+            ids = {a.download_id for a in engine.snapshot().active}
+            return len(ids) == 2 and active_list.selected_id in ids
+
+        await until(pilot, shown_and_running, what="two active, one selected")
+        selected = active_list.selected_id
         await pilot.press("space")
         await pilot.pause(0.4)
 
@@ -99,7 +108,9 @@ def test_c_asks_then_cancels_and_the_farm_gets_it_back(start_farm, make_engine, 
 
     async def scenario(app, pilot):
         await until(pilot, lambda: temp_files(tmp_path), what="a transfer")
-        target = app.main.query_one(ActiveList).selected_id
+        active_list = app.main.query_one(ActiveList)
+        await until(pilot, lambda: active_list.selected_id is not None, what="a selection")
+        target = active_list.selected_id
         await pilot.press("c")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")  # no: nothing happens
@@ -200,7 +211,7 @@ def test_plus_and_minus_change_the_thread_count(start_farm, make_engine, tmp_pat
         await pilot.press("minus")
         assert engine.snapshot().threads == 5
         await pilot.pause(0.3)
-        assert "5 threads" in app.main.query_one("HeaderBar")._lines[0].plain
+        assert "5 threads" in app.main.query_one(HeaderBar)._lines[0].plain
 
     drive(engine, scenario)
 
