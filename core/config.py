@@ -163,6 +163,37 @@ def _as_faults(value: Any) -> str:
     return text
 
 
+def _as_size(value: Any) -> int:
+    from .units import parse_size
+
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return parse_size(_as_str(value))
+
+
+def _as_rate(value: Any) -> float | None:
+    """A bandwidth like 40MB/s or 40MiB (0 or "none": no limit)."""
+    if isinstance(value, str) and value.strip().lower() in ("", "0", "none", "off"):
+        return None
+    rate = _as_size(value)
+    return float(rate) if rate > 0 else None
+
+
+def _as_path_map(value: Any) -> tuple[tuple[str, str], ...]:
+    """[[path_map]] tables with `from` and `to`, in order."""
+    if not isinstance(value, list):
+        raise ValueError("write it as [[path_map]] tables with from and to, in the config file")
+    rules = []
+    for index, rule in enumerate(value, 1):
+        if not isinstance(rule, dict) or set(rule) != {"from", "to"}:
+            raise ValueError(f"rule {index} needs exactly `from` and `to`")
+        source, target = rule["from"], rule["to"]
+        if not isinstance(source, str) or not isinstance(target, str) or not source or not target:
+            raise ValueError(f"rule {index}: `from` and `to` must be non-empty text")
+        rules.append((source, target))
+    return tuple(rules)
+
+
 def _as_interval(value: Any) -> float:
     number = _as_float(value)
     if number <= 0:
@@ -247,6 +278,23 @@ class Settings:
         Path("~/cdl-downloads"),
         _as_path,
         "where Downloads go whose output_dir cannot exist here",
+    )
+    md5_cache: bool = _setting(
+        True, _as_bool, "trust the journal's md5 of files unchanged since verified"
+    )
+    journal: Path | None = _setting(
+        None, _as_path, "the local journal (default $XDG_STATE_HOME/cdl/journal.sqlite)"
+    )
+    max_bandwidth: float | None = _setting(
+        None, _as_rate, "limit for all downloads together, e.g. 40MB/s (MB and MiB)"
+    )
+    on_job_done: str | None = _setting(None, _as_str, "command to run when a job completes")
+    disk_margin: int = _setting(256 << 20, _as_size, "free space to leave on each filesystem")
+    temp_max_age: float = _setting(
+        2 * 86400.0, _as_interval, "seconds after which an unclaimed temp file is removed"
+    )
+    path_map: tuple[tuple[str, str], ...] = _setting(
+        (), _as_path_map, "[[path_map]] from/to: translate output_dir prefixes"
     )
     refresh_hz: float | None = _setting(
         None, _as_interval, "TUI refreshes per second (default 4, or 2 over SSH)"
@@ -367,6 +415,8 @@ def describe_settings(settings: Settings) -> list[tuple[str, str, str]]:
             shown = "(not set)"
         elif name in ("file_mode", "dir_mode"):
             shown = oct(value)
+        elif name == "path_map":
+            shown = "; ".join(f"{a} -> {b}" for a, b in value) or "(none)"
         else:
             shown = str(value)
         rows.append((name, shown, settings.source_of(name)))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .api import FarmClient, Timeouts, make_http_client, normalize_base_url, tls_verify_setting
 from .config import Settings
 from .credentials import Credentials, credentials_from_file, credentials_from_text
 from .engine import EngineConfig
 from .errors import ConfigError
 from .jobspec import JobSpec
+from .journal import JOURNAL_NAME
 from .transfer import Permissions
 
 NO_URL_HELP = (
@@ -64,7 +67,11 @@ def group_id(group: str | None) -> int | None:
 
 
 def engine_config_from(
-    settings: Settings, jobs: list[JobSpec], *, exit_when_done: bool
+    settings: Settings,
+    jobs: list[JobSpec],
+    *,
+    exit_when_done: bool,
+    state_dir: Path | None = None,
 ) -> EngineConfig:
     """Job mode when jobs are given; daemon mode (`/downloads/next`) otherwise."""
     return EngineConfig(
@@ -90,4 +97,11 @@ def engine_config_from(
             dir_mode=settings.dir_mode,
             group=group_id(settings.group),
         ),
+        journal=settings.journal or (state_dir / JOURNAL_NAME if state_dir else None),
+        md5_cache=settings.md5_cache,
+        max_bandwidth=settings.max_bandwidth,
+        on_job_done=settings.on_job_done,
+        disk_margin=settings.disk_margin,
+        temp_max_age=settings.temp_max_age,
+        path_map=settings.path_map,
     )

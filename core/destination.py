@@ -23,16 +23,32 @@ _WINDOWS_RE = re.compile(r"^(?:[A-Za-z]:|\\\\|//[^/])")
 class DestinationPolicy:
     output: Path | None = None
     fallback: Path = DEFAULT_FALLBACK
+    path_map: tuple[tuple[str, str], ...] = ()  # (from, to) prefixes of output_dir
 
     def root_for(self, download: Download) -> tuple[Path, str | None]:
         """The folder the Download's relative paths hang from, and a warning if it fell back."""
         if self.output is not None:
             return self.output.expanduser() / download.job_id, None
-        reason = output_dir_problem(download.output_dir)
+        output_dir = map_output_dir(download.output_dir, self.path_map)
+        reason = output_dir_problem(output_dir)
         if reason is None:
-            return Path(download.output_dir), None
+            return Path(output_dir), None
         fallback = self.fallback.expanduser() / download.job_id
-        return fallback, f"output_dir {download.output_dir!r} {reason}; using {fallback}"
+        return fallback, f"output_dir {output_dir!r} {reason}; using {fallback}"
+
+
+def map_output_dir(output_dir: str, rules: tuple[tuple[str, str], ...]) -> str:
+    """Translate the submitting machine's folder to this machine's, by the first rule
+    whose `from` is a prefix (whole path components; case-insensitive and with either
+    slash for Windows paths, as Windows compares them)."""
+    for source, target in rules:
+        windows = bool(_WINDOWS_RE.match(source)) or "\\" in source
+        path = output_dir.replace("\\", "/") if windows else output_dir
+        prefix = (source.replace("\\", "/") if windows else source).rstrip("/")
+        compare_path, compare_prefix = (path.lower(), prefix.lower()) if windows else (path, prefix)
+        if compare_path == compare_prefix or compare_path.startswith(compare_prefix + "/"):
+            return target.rstrip("/") + path[len(prefix) :]
+    return output_dir
 
 
 def output_dir_problem(output_dir: str) -> str | None:

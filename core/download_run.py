@@ -17,12 +17,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .destination import plan_files
+from .diskguard import WaitForDisk
 from .errors import AuthError, CdlError
 from .events import DownloadStarted
+from .models import RemoteFile
 from .paths import UnsafePath
 from .pending import QueuedDownload
 from .states import FileState
-from .transfer import StopRequested, TransferError, fetch_file, hash_file, make_dirs
+from .transfer import (
+    DestinationBusy,
+    Progress,
+    StopRequested,
+    TransferError,
+    fetch_file,
+    hash_file,
+    make_dirs,
+)
 
 if TYPE_CHECKING:
     from .engine import ActiveDownload, ActiveFile, Engine
@@ -60,6 +70,7 @@ class DownloadRun:
                 attempt=self.item.attempts + 1,
             )
         )
+        reservation = None
         try:
             engine.report(self.item, "downloading", 0)
             if self.item.refresh:
@@ -73,10 +84,18 @@ class DownloadRun:
             except UnsafePath as exc:
                 raise AttemptFailed(f"refused: {exc}", retryable=False) from None
             engine.set_files(active, root, planned)
+            if not self.config.force:
+                reservation = engine.disk.reserve(root, engine.disk.still_needed(planned))
             for afile in active.files:
                 self._handle_file(afile)
         except StopRequested:
             engine.released(active)
+            return
+        except WaitForDisk as exc:
+            engine.wait_for_disk(active, str(exc))
+            return
+        except DestinationBusy as exc:
+            engine.requeue_busy(active, str(exc))
             return
         except AttemptFailed as exc:
             engine.attempt_failed(active, str(exc), retryable=exc.retryable, afile=exc.afile)
@@ -89,6 +108,8 @@ class DownloadRun:
             log.exception("unexpected error on %s", download.label)
             engine.attempt_failed(active, f"unexpected error: {exc}", retryable=True)
             return
+        finally:
+            engine.disk.release(reservation)
         engine.finish(active)
 
     def _checkpoint(self) -> None:
@@ -112,32 +133,60 @@ class DownloadRun:
                 return
         engine.set_file_state(active, afile, FileState.DOWNLOADING)
         attempts = self.config.file_attempts
-        for attempt in range(1, attempts + 1):
+        tries = 0
+        refreshed = False
+        while True:
+            tries += 1
+            progress = Progress(
+                on_bytes=lambda n: engine.progress(active, afile, n, network=True),
+                on_resumed=lambda n: engine.progress(active, afile, n, network=False),
+                check_stop=self._checkpoint,
+                throttle=engine.throttle.consume,
+            )
             try:
-                fetch_file(
+                resumed = fetch_file(
                     engine.client.http,
-                    remote,
+                    afile.remote,
                     dest,
                     permissions=self.config.permissions,
-                    on_bytes=lambda n: engine.progress(active, afile, n, network=True),
-                    check_stop=self._checkpoint,
+                    progress=progress,
                 )
             except TransferError as exc:
-                if not exc.retryable or attempt == attempts:
+                if exc.no_space:
+                    raise WaitForDisk(str(exc)) from None
+                if exc.expired and not refreshed and engine.refresh(self.item):
+                    # Fresh signed URLs from the farm; the bytes on disk are kept.
+                    refreshed = True
+                    afile.remote = self._fresh(afile)
+                    log.info("%s: fresh URL after %s", afile.remote.relative_path, exc)
+                    continue
+                if not exc.retryable or tries >= attempts:
                     raise self._file_failed(afile, str(exc)) from None
-                log.info("%s: %s (try %d/%d)", remote.relative_path, exc, attempt, attempts)
+                log.info("%s: %s (try %d/%d)", remote.relative_path, exc, tries, attempts)
                 engine.set_file_state(active, afile, FileState.DOWNLOADING)  # resets progress
-                backoff = self.config.file_retry_delay * 2 ** (attempt - 1)
+                backoff = self.config.file_retry_delay * 2 ** (tries - 1)
                 engine.sleep(active, backoff * random.uniform(0.5, 1.0))  # jitter
                 continue
-            engine.remember_verified(dest, remote)
+            if resumed:
+                log.info("%s: resumed from byte %d", afile.remote.relative_path, resumed)
+            engine.remember_verified(dest, afile.remote)
             engine.file_finished(active, afile, FileState.COMPLETE, time.monotonic() - started)
             return
+
+    def _fresh(self, afile: ActiveFile) -> RemoteFile:
+        """This file as the refreshed Download describes it (same relative path)."""
+        for remote in self.item.download.files:
+            if remote.relative_path == afile.remote.relative_path:
+                return remote
+        return afile.remote
 
     def _existing(self, afile: ActiveFile) -> FileState | None:
         """CACHED or SKIPPED if the file on disk settles it; None if it must be fetched."""
         engine, active, remote, dest = self.engine, self.active, afile.remote, afile.dest
         if engine.trusted(dest, remote):
+            return FileState.CACHED
+        if engine.journal_md5(dest) == remote.md5:
+            engine.remember_verified(dest, remote)  # trusted for the rest of this run
             return FileState.CACHED
         try:
             same_size = dest.is_file() and dest.stat().st_size == remote.size
@@ -151,6 +200,7 @@ class DownloadRun:
                     on_bytes=lambda n: engine.progress(active, afile, n, network=False),
                     check_stop=self._checkpoint,
                 )
+                engine.count_hashed(remote.size)
             except OSError as exc:
                 log.warning("cannot hash %s (%s); fetching it again", dest, _why(exc))
                 digest = None

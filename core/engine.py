@@ -15,7 +15,6 @@ lock; the pending queue has its own (taken after the engine's, never before).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import re
@@ -27,12 +26,14 @@ from pathlib import Path
 
 from .api import FarmClient
 from .destination import DEFAULT_FALLBACK, DestinationPolicy
+from .diskguard import DiskGuard, FreeSpace, free_space
 from .errors import AuthError, CdlError
 from .events import (
     DownloadCancelled,
     DownloadDone,
     DownloadFailed,
     DownloadQueued,
+    DownloadWaiting,
     EngineDrained,
     EngineStopped,
     Event,
@@ -43,8 +44,10 @@ from .events import (
     JobDone,
 )
 from .history import History
+from .hooks import JobDoneHook
 from .jobs import JobTracker
 from .jobspec import JobSpec
+from .journal import Journal
 from .models import Download, RejectedDownload, RemoteFile
 from .pending import PendingQueue, QueuedDownload
 from .snapshot import (
@@ -57,7 +60,9 @@ from .snapshot import (
     Totals,
 )
 from .states import FileState, Outcome, file_outcome
-from .transfer import Permissions, StopRequested, temp_path_for
+from .sweep import sweep_stale_temps
+from .throttle import TokenBucket
+from .transfer import Permissions, StopRequested
 
 log = logging.getLogger("cdl.engine")
 
@@ -90,6 +95,16 @@ class EngineConfig:
     reporting: bool = True
     history_size: int | None = 100  # None keeps everything (an --exit-when-done run)
     permissions: Permissions = field(default_factory=Permissions)
+    journal: Path | None = None  # the local journal (md5 cache and history), if any
+    md5_cache: bool = True  # trust the journal's md5 for unchanged files
+    disk_margin: int = 256 << 20  # free space to leave on a filesystem
+    disk_retry: float = 5.0  # seconds between checks for a Download waiting for space
+    disk_release_after: float = 120.0  # then a leased Download waiting for space goes back
+    free_space: FreeSpace = free_space  # how free space is measured (tests swap it)
+    max_bandwidth: float | None = None  # bytes/s for all workers together
+    on_job_done: str | None = None  # shell command run when a job is complete
+    temp_max_age: float = 2 * 86400.0  # unclaimed temp files older than this are removed
+    path_map: tuple[tuple[str, str], ...] = ()  # output_dir prefixes, submitter -> here
 
     @property
     def mode(self) -> str:
@@ -162,6 +177,8 @@ class _Counters:
     downloads_failed: int = 0
     downloads_cancelled: int = 0
     downloads_refused: int = 0
+    files_hashed: int = 0
+    bytes_hashed: int = 0
 
     def frozen(self) -> Totals:
         return Totals(**self.__dict__)
@@ -183,7 +200,13 @@ class Engine:
         self.config = config
         self.bus = EventBus()
         self.queue = PendingQueue()
-        self.policy = DestinationPolicy(output=config.output, fallback=config.fallback_dir)
+        self.policy = DestinationPolicy(
+            output=config.output, fallback=config.fallback_dir, path_map=config.path_map
+        )
+        self.disk = DiskGuard(config.disk_margin, config.free_space)
+        self.throttle = TokenBucket(config.max_bandwidth)
+        self.journal = Journal(config.journal) if config.journal else None
+        self.hook = JobDoneHook(config.on_job_done) if config.on_job_done else None
         self.stop_event = threading.Event()
         self._regex = re.compile(config.regex) if config.regex else None
         self._lock = threading.RLock()
@@ -221,6 +244,13 @@ class Engine:
     def start(self) -> None:
         self._started_at = time.time()
         self._started = time.monotonic()
+        roots = [p for p in (self.config.output, self.config.fallback_dir) if p is not None]
+        threading.Thread(
+            target=sweep_stale_temps,
+            args=([r.expanduser() for r in roots], self.config.temp_max_age),
+            name="sweep",
+            daemon=True,
+        ).start()
         with self._lock:
             for _ in range(self._target_threads):
                 self._spawn_worker()
@@ -261,9 +291,10 @@ class Engine:
     def shutdown(self, timeout: float = 10.0) -> int:
         """Stop, wait for the threads, release every Download still ours; the exit code.
 
-        Workers stop at their next chunk. One stuck in a stalled read past `timeout` is left
-        behind: its temp files are removed and its Download released here, so a prompt
-        exit still leaves nothing half-written and nothing `downloading` on the farm.
+        Workers stop at their next chunk, keeping partial temp files for a resume. One stuck
+        in a stalled read past `timeout` is left behind and its Download released here, so
+        a prompt exit leaves nothing `downloading` on the farm (and no final path is ever
+        written unverified).
         """
         self.stop()
         deadline = time.monotonic() + timeout
@@ -277,16 +308,18 @@ class Engine:
             self._shutdown_done = True
             stragglers = list(self._active.values())
         for active in stragglers:
+            # Its partial temp files stay: the next run resumes them.
             log.warning("%s did not stop in time; releasing it", active.download.label)
-            for afile in active.files:
-                with contextlib.suppress(OSError):
-                    temp_path_for(afile.dest, afile.remote).unlink()
             self.report(active.item, "pending", 0, closing=True, quick=True)
         for item in self.queue.drain():
             self.report(item, "pending", 0, closing=True, quick=True)
         code = self.exit_code
         self.publish(EngineStopped(exit_code=code, reason=self._stop_reason))
         self.bus.close()
+        if self.hook is not None:
+            self.hook.join()
+        if self.journal is not None:
+            self.journal.close()
         return code
 
     @property
@@ -398,6 +431,13 @@ class Engine:
             self._feeder.wake()
         return added
 
+    def set_bandwidth(self, bytes_per_second: float | None) -> None:
+        """Limit all workers together to this rate (None or 0: no limit)."""
+        self.throttle.set_rate(bytes_per_second)
+        log.info(
+            "bandwidth limit: %s", f"{bytes_per_second:.0f} B/s" if bytes_per_second else "none"
+        )
+
     def set_threads(self, count: int) -> int:
         """Change the number of workers while running (at least 1); returns the new count."""
         count = max(1, min(64, count))
@@ -442,6 +482,7 @@ class Engine:
                 rate_history=self._meter.history(),
                 jobs=tuple(t.view() for t in self._trackers),
                 feeder=self._feeder_status,
+                bandwidth_limit=self.throttle.rate,
             )
 
     def history(self) -> tuple[tuple[HistoryEntry, ...], tuple[HistoryEntry, ...]]:
@@ -580,6 +621,8 @@ class Engine:
         return not self._paused and not self._stopping
 
     def begin(self, item: QueuedDownload, worker: str) -> ActiveDownload:
+        item.waiting = None
+        item.changed()
         active = ActiveDownload(item=item, worker=worker)
         with self._lock:
             self._active[item.download_id] = active
@@ -660,6 +703,68 @@ class Engine:
         except OSError:
             return
         self._verified[str(dest)] = (st.st_size, st.st_mtime_ns, st.st_ino, remote.md5)
+        if self.journal is not None:
+            self.journal.record_verified(dest, remote.md5)
+
+    def journal_md5(self, dest: Path) -> str | None:
+        """The md5 the journal holds for an unchanged `dest` (None: hash it)."""
+        if self.journal is None or not self.config.md5_cache:
+            return None
+        return self.journal.cached_md5(dest)
+
+    def count_hashed(self, size: int) -> None:
+        with self._lock:
+            self._counters.files_hashed += 1
+            self._counters.bytes_hashed += size
+
+    def previous_history(self, limit: int) -> list[HistoryEntry]:
+        """History of earlier runs from the journal (oldest first), for a UI to show."""
+        if self.journal is None:
+            return []
+        return self.journal.recent_history(limit, before=self._started_at)
+
+    def wait_for_disk(self, active: ActiveDownload, reason: str) -> None:
+        """Not enough space for this Download: park it, try again in a few seconds."""
+        self._park(active, "WAITING FOR DISK", reason, self.config.disk_retry)
+
+    def requeue_busy(self, active: ActiveDownload, reason: str) -> None:
+        """Another process writes one of its files: come back to it a little later."""
+        self._park(active, "BUSY", reason, max(2.0, self.config.disk_retry))
+
+    def _park(self, active: ActiveDownload, state: str, reason: str, delay: float) -> None:
+        item = active.item
+        with self._lock:
+            self._active.pop(item.download_id, None)
+        now = time.monotonic()
+        if item.waiting != state:
+            item.waiting, item.waiting_since = state, now
+            log.warning("%s %s: %s", item.download.label, state, reason)
+            self.publish(
+                DownloadWaiting(
+                    download_id=item.download_id,
+                    job_id=item.download.job_id,
+                    task_id=item.download.task_id,
+                    state=state,
+                    reason=reason,
+                )
+            )
+        item.last_error = reason
+        item.not_before = now + delay
+        item.changed()
+        if now - item.waiting_since > self.config.disk_release_after and item.leased:
+            # Held long: give the farm its Download back. A daemon lets it go entirely
+            # (another daemon may have room); job mode keeps it queued.
+            self.report(item, "pending", 0, closing=True)
+            if item.origin == "daemon":
+                with self._lock:
+                    self._known.pop(item.download_id, None)
+                log.warning(
+                    "%s released to the farm after waiting %.0fs",
+                    item.download.label,
+                    now - item.waiting_since,
+                )
+                return
+        self.queue.put(item)
 
     def file_finished(
         self, active: ActiveDownload, afile: ActiveFile, state: FileState, seconds: float
@@ -681,7 +786,7 @@ class Engine:
             active.done += size - afile.done
             afile.done = size
             active.item.settled[afile.remote.relative_path] = state
-            self._history.add(self._file_entry(active, afile, outcome, seconds))
+            self._record(self._file_entry(active, afile, outcome, seconds))
         self.publish(
             FileDone(
                 download_id=d.download_id,
@@ -719,6 +824,12 @@ class Engine:
             )
         )
 
+    def _record(self, entry: HistoryEntry) -> None:
+        """Add to this run's history (and to the journal's). Call with the lock held."""
+        self._history.add(entry)
+        if self.journal is not None:
+            self.journal.record_history(entry)
+
     def _file_entry(
         self, active: ActiveDownload, afile: ActiveFile, outcome: Outcome, seconds: float
     ) -> HistoryEntry:
@@ -752,7 +863,7 @@ class Engine:
         with self._lock:
             self._active.pop(d.download_id, None)
             self._counters.downloads_done += 1
-            self._history.add(
+            self._record(
                 HistoryEntry(
                     kind="task",
                     outcome=outcome,
@@ -815,7 +926,7 @@ class Engine:
             if afile is not None:
                 with self._lock:
                     self._counters.files_failed += 1
-                    self._history.add(
+                    self._record(
                         self._file_entry(
                             active, afile, Outcome.FAILED, time.monotonic() - active.started
                         )
@@ -866,7 +977,7 @@ class Engine:
                 ),
                 item,
             )
-            self._history.add(
+            self._record(
                 HistoryEntry(
                     kind="task",
                     outcome=outcome,
@@ -912,6 +1023,25 @@ class Engine:
             view = tracker.view()
         log.info("job %s done: %d downloads, %d failed", view.job_id, view.listed, view.failed)
         self.publish(JobDone(job_id=view.job_id, downloads=view.listed, failed=view.failed))
+        if self.hook is not None:
+            if view.failed:
+                log.warning("job %s had failures; its --on-job-done hook does not run", view.job_id)
+            else:
+                self.hook.fire(view.job_id, self._job_variables(view.job_id, view.listed))
+
+    def _job_variables(self, job_id: str, tasks: int) -> dict[str, str]:
+        with self._lock:
+            files = [e for e in self._history.files if e.job_id == job_id]
+            roots = [e.path for e in self._history.tasks if e.job_id == job_id and e.path]
+        output = self.config.output / job_id if self.config.output else (roots[:1] or [""])[0]
+        return {
+            "CDL_JOB_ID": job_id,
+            "CDL_OUTPUT_DIR": str(output),
+            "CDL_TASKS": str(tasks),
+            "CDL_FILES": str(sum(1 for e in files if e.outcome is Outcome.DL)),
+            "CDL_FILES_CACHED": str(sum(1 for e in files if e.outcome is Outcome.CACHED)),
+            "CDL_BYTES": str(sum(e.size for e in files if e.outcome is Outcome.DL)),
+        }
 
     def _check_drained(self) -> None:
         """With --exit-when-done, stop once every job is complete and nothing is running."""

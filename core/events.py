@@ -117,6 +117,19 @@ class DownloadFailed(Event):
 
 
 @dataclass(frozen=True)
+class DownloadWaiting(Event):
+    """Parked for a while: WAITING FOR DISK (not enough free space), or BUSY (another
+    process is writing one of its files). It is tried again a few seconds later."""
+
+    name: ClassVar[str] = "download_waiting"
+    download_id: str
+    job_id: str
+    task_id: str
+    state: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class DownloadCancelled(Event):
     name: ClassVar[str] = "download_cancelled"
     download_id: str

@@ -37,6 +37,8 @@ class QueuedDownload:
     # Ask the farm for this Download again before the next attempt (after a retry command:
     # the farm may have fixed it, and its signed URLs may have expired).
     refresh: bool = False
+    waiting: str | None = None  # "WAITING FOR DISK" / "BUSY" while parked
+    waiting_since: float = 0.0  # monotonic
     _view: PendingView | None = field(default=None, repr=False)
 
     @property
@@ -60,6 +62,7 @@ class QueuedDownload:
                 last_error=self.last_error,
                 held=self.held,
                 not_before=time.time() + wait if wait else 0.0,
+                waiting=self.waiting,
             )
         return self._view
 

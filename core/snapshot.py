@@ -64,6 +64,7 @@ class PendingView:
     last_error: str | None
     held: bool  # paused while queued
     not_before: float  # wall-clock time before which it will not start (backoff)
+    waiting: str | None = None  # "WAITING FOR DISK" or "BUSY" while parked
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,8 @@ class Totals:
     downloads_failed: int = 0
     downloads_cancelled: int = 0
     downloads_refused: int = 0
+    files_hashed: int = 0  # existing files hashed (not trusted from the journal)
+    bytes_hashed: int = 0
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,7 @@ class EngineSnapshot:
     rate_history: tuple[float, ...]  # bytes/s per second for the last minute, oldest first
     jobs: tuple[JobView, ...]
     feeder: str  # what the feeder is doing, in words
+    bandwidth_limit: float | None = None  # bytes/s for all workers, if limited
 
 
 class RateMeter:

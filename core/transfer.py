@@ -1,12 +1,18 @@
-"""Move one file from a signed URL to its final path, verified, atomically.
+"""Move one file from a signed URL to its final path, verified, atomically, resumably.
 
 The bytes stream into a hidden temp file beside the destination while being hashed; the
 temp file is fsynced, its size and md5 are checked against the farm's, and only then is it
-renamed over the destination. A final path therefore never holds unverified bytes. On any
-failure the temp file is removed.
+renamed over the destination. A final path therefore never holds unverified bytes.
 
-The temp file's name records which file it belongs to (`.<name>.cdl-<md5>.part`), so a
-later run can recognise its own leftovers.
+A cut transfer (network drop, Ctrl-C, kill -9, power loss) leaves its temp file: the next
+try hashes the bytes already there and asks for the rest with an HTTP Range request (and
+If-Range with the validator the server gave, kept in a small `.etag` sidecar). A server
+that ignores the Range (answers 200) or whose validator changed gets a clean restart. A
+wrong md5 at the end deletes the temp file. Names record which file they belong to:
+
+    .<name>.cdl-<md5 prefix>.part        the bytes so far
+    .<name>.cdl-<md5 prefix>.part.etag   the validator they came with
+    .<name>.cdl-<md5 prefix>.lock        held while a process writes this file
 """
 
 from __future__ import annotations
@@ -14,10 +20,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import errno
+import fcntl
 import hashlib
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,40 +36,98 @@ from .models import RemoteFile
 from .paths import MAX_NAME_BYTES
 
 HASH_BLOCK = 4 << 20
+# A shutdown keeps a partial file this big or bigger for the next run to resume; smaller
+# ones are cheaper to fetch again than to leave lying around.
+RESUME_MIN = 1 << 20
 TEMP_MARK = ".cdl-"
 TEMP_SUFFIX = ".part"
-_TEMP_RE = re.compile(r"^\..*\.cdl-[0-9a-f]{12}\.part$|^\.cdl-[0-9a-f]{20}-[0-9a-f]{12}\.part$")
+ETAG_SUFFIX = ".part.etag"
+LOCK_SUFFIX = ".lock"
+_TEMP_RE = re.compile(
+    r"^(?:\..*\.cdl-[0-9a-f]{12}|\.cdl-[0-9a-f]{20}-[0-9a-f]{12})(?:\.part|\.part\.etag|\.lock)$"
+)
 
 
 class TransferError(CdlError):
     """A file could not be fetched and verified. `retryable` says if trying again may help."""
 
-    def __init__(self, message: str, *, retryable: bool = True, expired: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = True,
+        expired: bool = False,
+        no_space: bool = False,
+        bad_data: bool = False,
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.expired = expired  # the signed URL was refused: fresh URLs are needed
+        self.no_space = no_space  # the disk is full: wait for space, do not count a failure
+        self.bad_data = bad_data  # the bytes are wrong: a resume from them is pointless
+
+    @property
+    def keeps_partial(self) -> bool:
+        """A cut or refused transfer keeps its bytes for a resume."""
+        return self.retryable and not self.no_space and not self.bad_data
 
 
 class StopRequested(CdlError):
-    """The engine asked this transfer to stop (cancel, quit, shutdown)."""
+    """The engine asked this transfer to stop. On a cancel the partial file goes; on a
+    shutdown it stays (if at least RESUME_MIN bytes), to be resumed by the next run."""
+
+    def __init__(self, reason: str = "stopping") -> None:
+        super().__init__(reason)
+        self.keep_partial = reason != "cancelled"
+
+
+class DestinationBusy(CdlError):
+    """Another process (a second daemon on this machine or on a shared filesystem) is
+    writing this file right now."""
 
 
 def md5_hex(remote: RemoteFile) -> str:
     return remote.md5_digest.hex()
 
 
-def temp_path_for(dest: Path, remote: RemoteFile) -> Path:
-    """The hidden temp file beside `dest` that belongs to `remote` (name and md5)."""
+def _our_name(dest: Path, remote: RemoteFile, suffix: str) -> Path:
     tag = md5_hex(remote)[:12]
-    name = f".{dest.name}{TEMP_MARK}{tag}{TEMP_SUFFIX}"
+    name = f".{dest.name}{TEMP_MARK}{tag}{suffix}"
     if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
         digest = hashlib.sha1(dest.name.encode("utf-8", "surrogatepass"), usedforsecurity=False)
-        name = f"{TEMP_MARK}{digest.hexdigest()[:20]}-{tag}{TEMP_SUFFIX}"
+        name = f"{TEMP_MARK}{digest.hexdigest()[:20]}-{tag}{suffix}"
     return dest.with_name(name)
 
 
+def temp_path_for(dest: Path, remote: RemoteFile) -> Path:
+    """The hidden temp file beside `dest` that belongs to `remote` (name and md5)."""
+    return _our_name(dest, remote, TEMP_SUFFIX)
+
+
+def etag_path_for(dest: Path, remote: RemoteFile) -> Path:
+    return _our_name(dest, remote, ETAG_SUFFIX)
+
+
+def lock_path_for(dest: Path, remote: RemoteFile) -> Path:
+    return _our_name(dest, remote, LOCK_SUFFIX)
+
+
 def is_temp_name(name: str) -> bool:
+    """True for the names of our temp, sidecar and lock files."""
     return bool(_TEMP_RE.match(name))
+
+
+def remove_partial(dest: Path, remote: RemoteFile) -> None:
+    for path in (temp_path_for(dest, remote), etag_path_for(dest, remote)):
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def partial_size(dest: Path, remote: RemoteFile) -> int:
+    try:
+        return temp_path_for(dest, remote).stat().st_size
+    except OSError:
+        return 0
 
 
 def hash_file(
@@ -71,21 +136,34 @@ def hash_file(
     check_stop: Callable[[], None] | None = None,
 ) -> str:
     """Base64 md5 of a file on disk, reading in large blocks (hashlib drops the GIL)."""
-    digest = hashlib.md5(usedforsecurity=False)
+    digest = _hash_into(hashlib.md5(usedforsecurity=False), path, None, on_bytes, check_stop)
+    return base64.b64encode(digest.digest()).decode("ascii")
+
+
+def _hash_into(
+    digest: hashlib._Hash,
+    path: Path,
+    limit: int | None,
+    on_bytes: Callable[[int], None] | None,
+    check_stop: Callable[[], None] | None,
+) -> hashlib._Hash:
     buffer = bytearray(HASH_BLOCK)
     view = memoryview(buffer)
+    left = limit
     with path.open("rb", buffering=0) as handle:
-        while True:
+        while left is None or left > 0:
             if check_stop is not None:
                 check_stop()
             maybe_fail("hash", OSError)
-            count = handle.readinto(buffer)
+            count = handle.readinto(buffer if left is None or left >= HASH_BLOCK else view[:left])
             if not count:
                 break
             digest.update(view[:count])
+            if left is not None:
+                left -= count
             if on_bytes is not None:
                 on_bytes(count)
-    return base64.b64encode(digest.digest()).decode("ascii")
+    return digest
 
 
 @dataclass(frozen=True)
@@ -122,82 +200,216 @@ def _apply_mode(path: Path, mode: int, group: int | None) -> None:
             os.chown(path, -1, group)
 
 
+@contextlib.contextmanager
+def destination_lock(dest: Path, remote: RemoteFile) -> Iterator[None]:
+    """Hold this file's lock while writing it; raise DestinationBusy if another has it.
+
+    POSIX record locks (fcntl), which work across processes and, with a lock manager, on
+    NFS. The lock file is removed by its holder after use; a lock taken on a file that was
+    removed meanwhile is given up and taken again on the new one.
+    """
+    path = lock_path_for(dest, remote)
+    for _ in range(3):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o664)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EACCES, errno.EAGAIN):
+                raise DestinationBusy(f"another process is writing {dest}") from None
+            raise
+        try:
+            same = os.fstat(fd).st_ino == path.stat().st_ino
+        except OSError:
+            same = False
+        if not same:  # the holder before us removed it: lock the current file instead
+            os.close(fd)
+            continue
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            os.close(fd)
+        return
+    raise DestinationBusy(f"could not lock {dest}")
+
+
+@dataclass
+class Progress:
+    """Callbacks for a transfer: bytes received, bytes found on disk, between chunks."""
+
+    on_bytes: Callable[[int], None] | None = None
+    on_resumed: Callable[[int], None] | None = None
+    check_stop: Callable[[], None] | None = None
+    throttle: Callable[[int], None] | None = None  # blocks to keep a bandwidth limit
+
+
 def fetch_file(
     http: httpx.Client,
     remote: RemoteFile,
     dest: Path,
     *,
     permissions: Permissions = Permissions(),
-    on_bytes: Callable[[int], None] | None = None,
-    check_stop: Callable[[], None] | None = None,
-) -> None:
-    """Download `remote` to `dest`, verified. Raises TransferError or StopRequested."""
+    progress: Progress | None = None,
+) -> int:
+    """Download `remote` to `dest`, verified; returns the offset it resumed from.
+
+    Raises TransferError, StopRequested (partial kept or removed as it says) or
+    DestinationBusy.
+    """
     make_dirs(dest.parent, permissions)
-    temp = temp_path_for(dest, remote)
-    try:
-        _stream_to(http, remote, temp, on_bytes, check_stop)
-        _apply_mode(temp, permissions.file_mode, permissions.group)
-        maybe_fail("rename", TransferError)
-        temp.replace(dest)
-        _fsync_dir(dest.parent)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise
+    with destination_lock(dest, remote):
+        transfer = _Transfer(http, remote, dest, progress or Progress())
+        try:
+            transfer.run()
+            temp = transfer.temp
+            _apply_mode(temp, permissions.file_mode, permissions.group)
+            maybe_fail("rename", TransferError)
+            temp.replace(dest)
+            _fsync_dir(dest.parent)
+            with contextlib.suppress(OSError):
+                transfer.etag_file.unlink()
+            return transfer.resumed_from
+        except StopRequested as stop:
+            if not stop.keep_partial or partial_size(dest, remote) < RESUME_MIN:
+                remove_partial(dest, remote)
+            raise
+        except TransferError as exc:
+            if not exc.keeps_partial:
+                remove_partial(dest, remote)
+            raise
+        except BaseException:
+            remove_partial(dest, remote)
+            raise
 
 
-def _stream_to(
-    http: httpx.Client,
-    remote: RemoteFile,
-    temp: Path,
-    on_bytes: Callable[[int], None] | None,
-    check_stop: Callable[[], None] | None,
-) -> None:
-    digest = hashlib.md5(usedforsecurity=False)
-    received = 0
-    headers = {"Accept": "*/*", "Accept-Encoding": "identity"}
-    try:
-        with http.stream("GET", remote.url, headers=headers) as response:
-            status = response.status_code
-            if status in (403, 410):
-                raise TransferError(
-                    f"the file URL was refused (HTTP {status}); its signature may have expired",
-                    expired=True,
-                )
-            if status != 200:
-                raise TransferError(
-                    f"the file server answered HTTP {status}",
-                    retryable=status == 429 or status >= 500 or status == 404,
-                )
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+class _Transfer:
+    """One try at one file: resume what is on disk, fetch the rest, check it all."""
+
+    def __init__(
+        self, http: httpx.Client, remote: RemoteFile, dest: Path, progress: Progress
+    ) -> None:
+        self.http = http
+        self.remote = remote
+        self.dest = dest
+        self.progress = progress
+        self.temp = temp_path_for(dest, remote)
+        self.etag_file = etag_path_for(dest, remote)
+        self.digest = hashlib.md5(usedforsecurity=False)
+        self.offset = 0  # bytes already in the temp file (and in the digest)
+        self.resumed_from = 0
+        self.received = 0
+
+    def run(self) -> None:
+        self._resume_point()
+        try:
+            with self.http.stream("GET", self.remote.url, headers=self._headers()) as response:
+                if self._accept(response):
+                    if etag := response.headers.get("etag"):
+                        with contextlib.suppress(OSError):
+                            self.etag_file.write_text(etag, encoding="ascii")
+                    self._append(response)
+        except httpx.TimeoutException as exc:
+            raise TransferError(
+                f"timed out after {self.received} bytes ({type(exc).__name__})"
+            ) from None
+        except httpx.TransportError as exc:
+            text = " ".join(str(exc).split())[:160] or type(exc).__name__
+            raise TransferError(f"connection failed: {text}") from None
+        total = self.offset + self.received
+        if total != self.remote.size:
+            raise TransferError(f"short body: got {total} of {self.remote.size} bytes")
+        if self.digest.digest() != self.remote.md5_digest:
+            raise TransferError(
+                "md5 mismatch: the bytes received are not the farm's file", bad_data=True
+            )
+
+    def _resume_point(self) -> None:
+        size = partial_size(self.dest, self.remote)
+        if 0 < size <= self.remote.size:
+            _hash_into(
+                self.digest, self.temp, size, self.progress.on_resumed, self.progress.check_stop
+            )
+            self.offset = self.resumed_from = size
+        elif size:
+            remove_partial(self.dest, self.remote)
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "*/*", "Accept-Encoding": "identity"}
+        if self.offset and self.offset == self.remote.size:
+            headers["Range"] = "bytes=0-0"  # every byte is here: only check the URL works
+        elif self.offset:
+            headers["Range"] = f"bytes={self.offset}-"
+            with contextlib.suppress(OSError):
+                if etag := self.etag_file.read_text(encoding="ascii").strip():
+                    headers["If-Range"] = etag
+        return headers
+
+    def _accept(self, response: httpx.Response) -> bool:
+        """Check the answer; False if the body is not needed (every byte is on disk)."""
+        status = response.status_code
+        if status in (403, 410):
+            raise TransferError(
+                f"the file URL was refused (HTTP {status}); its signature may have expired",
+                expired=True,
+            )
+        if self.offset and self.offset == self.remote.size and status in (200, 206, 416):
+            return False
+        if self.offset and status == 206 and _range_start(response) == self.offset:
+            return True
+        if status == 200:
+            if self.offset:  # the server ignored the Range, or the validator changed
+                if self.progress.on_resumed is not None:
+                    self.progress.on_resumed(-self.offset)
+                self.digest = hashlib.md5(usedforsecurity=False)
+                self.offset = self.resumed_from = 0
+            return True
+        raise TransferError(
+            f"the file server answered HTTP {status}",
+            retryable=status == 429 or status >= 500 or status in (404, 416),
+        )
+
+    def _append(self, response: httpx.Response) -> None:
+        progress, remote = self.progress, self.remote
+        flags = os.O_WRONLY | os.O_CREAT | (0 if self.offset else os.O_TRUNC)
+        try:
+            fd = os.open(self.temp, flags, 0o600)
             with os.fdopen(fd, "wb", buffering=0) as out:
-                for chunk in response.iter_raw():
-                    if check_stop is not None:
-                        check_stop()
-                    maybe_fail("chunk", TransferError)
-                    digest.update(chunk)
-                    out.write(chunk)
-                    received += len(chunk)
-                    if on_bytes is not None:
-                        on_bytes(len(chunk))
-                    if received > remote.size:
-                        raise TransferError(
-                            f"the server sent more than the expected {remote.size} bytes"
-                        )
-                os.fsync(out.fileno())
-    except httpx.TimeoutException as exc:
-        raise TransferError(f"timed out after {received} bytes ({type(exc).__name__})") from None
-    except httpx.TransportError as exc:
-        text = " ".join(str(exc).split())[:160] or type(exc).__name__
-        raise TransferError(f"connection failed after {received} bytes: {text}") from None
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise TransferError(f"no space left on the device of {temp.parent}") from None
-        raise TransferError(f"cannot write {temp}: {exc.strerror}", retryable=False) from None
-    if received != remote.size:
-        raise TransferError(f"short body: got {received} of {remote.size} bytes")
-    if digest.digest() != remote.md5_digest:
-        raise TransferError("md5 mismatch: the bytes received are not the farm's file")
+                out.seek(self.offset)
+                out.truncate(self.offset)
+                try:
+                    for chunk in response.iter_raw():
+                        if progress.check_stop is not None:
+                            progress.check_stop()
+                        maybe_fail("chunk", TransferError)
+                        self.digest.update(chunk)
+                        out.write(chunk)
+                        self.received += len(chunk)
+                        if progress.on_bytes is not None:
+                            progress.on_bytes(len(chunk))
+                        if self.offset + self.received > remote.size:
+                            raise TransferError(
+                                f"the server sent more than the expected {remote.size} bytes",
+                                bad_data=True,
+                            )
+                        if progress.throttle is not None:
+                            progress.throttle(len(chunk))
+                finally:
+                    os.fsync(out.fileno())  # what is kept must be on disk, for a resume
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise TransferError(
+                    f"no space left on the device of {self.temp.parent}", no_space=True
+                ) from None
+            raise TransferError(
+                f"cannot write {self.temp}: {exc.strerror}", retryable=False
+            ) from None
+
+
+def _range_start(response: httpx.Response) -> int | None:
+    match = re.match(r"bytes (\d+)-\d+/\d+", response.headers.get("content-range", ""))
+    return int(match[1]) if match else None
 
 
 def _fsync_dir(directory: Path) -> None:

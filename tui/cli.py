@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="an existing file that differs from the farm's (default overwrite)",
     )
     add("--disable-reporting", action="store_true", help="send no status reports to the farm")
+    add("--max-bandwidth", metavar="RATE", help="limit all downloads together, e.g. 40MB/s")
+    add("--on-job-done", metavar="CMD", help="run CMD (via the shell) when a job completes")
+    add("--no-md5-cache", action="store_true", help="hash existing files even if unchanged")
     add("--max-attempts", metavar="N", help="attempts per Download before FAILED (default 5)")
     add("--poll-interval", metavar="S", help="nap when the farm has nothing (default 15 s)")
     add("--summary-interval", metavar="S", help="seconds between summaries (default 10)")
@@ -101,6 +104,8 @@ _SETTING_FLAGS = (
     "log_level",
     "log_dir",
     "refresh_hz",
+    "max_bandwidth",
+    "on_job_done",
 )
 _BOOLEAN_FLAGS = {"force": "force", "disable_reporting": "disable_reporting"}
 
@@ -112,6 +117,8 @@ def _flag_settings(args: argparse.Namespace) -> dict[str, Any]:
             flags[name] = True
     if args.insecure:
         flags["tls_verify"] = False
+    if args.no_md5_cache:
+        flags["md5_cache"] = False
     return flags
 
 
@@ -199,7 +206,12 @@ def _run(
     try:
         if args.verify or args.dry_run:
             return _inspect(client, settings, specs, verify=args.verify)
-        config = engine_config_from(settings, specs, exit_when_done=args.exit_when_done)
+        config = engine_config_from(
+            settings,
+            specs,
+            exit_when_done=args.exit_when_done,
+            state_dir=default_state_dir(_environ()),
+        )
         engine = Engine(client, config)
         return _run_engine(engine, settings, args, full_screen=full_screen)
     finally:

@@ -1,0 +1,89 @@
+"""The disk guard: start a Download only if what it still needs fits on its filesystem.
+
+Before a Download starts, the bytes it still has to write (files not yet in place, less
+partial temp files already on disk) plus a margin are compared with the free space of its
+destination's filesystem, less what Downloads already running on that filesystem have
+reserved. If it does not fit, the Download waits (WAITING FOR DISK) while others, for
+other filesystems, go on; it is tried again when space may have been freed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import CdlError
+from .models import RemoteFile
+from .transfer import partial_size
+
+FreeSpace = Callable[[Path], int]
+
+
+class WaitForDisk(CdlError):
+    """Not enough free space for this Download now."""
+
+
+def free_space(path: Path) -> int:
+    return shutil.disk_usage(path).free
+
+
+def existing_ancestor(path: Path) -> Path:
+    current = path
+    while not current.exists() and current.parent != current:
+        current = current.parent
+    return current
+
+
+@dataclass(frozen=True)
+class Reservation:
+    device: int
+    size: int
+
+
+class DiskGuard:
+    def __init__(self, margin: int = 256 << 20, probe: FreeSpace = free_space) -> None:
+        self.margin = margin
+        self.probe = probe
+        self._reserved: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def still_needed(files: Iterable[tuple[RemoteFile, Path]]) -> int:
+        """Bytes still to write for these files: not in place, less partials on disk."""
+        need = 0
+        for remote, dest in files:
+            try:
+                if dest.stat().st_size == remote.size:
+                    continue  # in place already (it will be verified, not written)
+            except OSError:
+                pass
+            need += max(0, remote.size - partial_size(dest, remote))
+        return need
+
+    def reserve(self, directory: Path, need: int) -> Reservation:
+        """Reserve `need` bytes on the filesystem of `directory`, or raise WaitForDisk."""
+        where = existing_ancestor(directory)
+        device = where.stat().st_dev
+        free = self.probe(where)
+        with self._lock:
+            taken = self._reserved.get(device, 0)
+            if need and free - taken < need + self.margin:
+                raise WaitForDisk(
+                    f"needs {need} bytes (+{self.margin} margin) on {where}, "
+                    f"{max(0, free - taken)} free"
+                )
+            self._reserved[device] = taken + need
+        return Reservation(device, need)
+
+    def release(self, reservation: Reservation | None) -> None:
+        if reservation is None:
+            return
+        with self._lock:
+            left = self._reserved.get(reservation.device, 0) - reservation.size
+            if left > 0:
+                self._reserved[reservation.device] = left
+            else:
+                self._reserved.pop(reservation.device, None)
