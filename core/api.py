@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import logging
 import ssl
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -39,6 +40,7 @@ log = logging.getLogger("cdl.api")
 STATUSES = ("downloading", "downloaded", "pending")
 DEFAULT_PAGE_SIZE = 100
 MAX_NEXT_COUNT = 20  # the most Downloads one /downloads/next call may ask for
+QUICK_TIMEOUT = httpx.Timeout(5.0)  # quick reports do not wait for a stalled farm
 # For reports that must not hold a thread long (heartbeats, releases at shutdown).
 QUICK_RETRY = RetryPolicy(max_attempts=2, base_delay=0.5, max_delay=1.0, max_elapsed=10.0)
 
@@ -128,6 +130,16 @@ class FarmClient:
         else:
             self._tokens = VendorTokenExchange(credentials, self._exchange_vendor_key)
         self._credential_text = self._tokens.describe()  # type: ignore[attr-defined]
+
+    def stop_waiting_on(self, event: threading.Event) -> None:
+        """Make retry pauses end (and give up) as soon as `event` is set, e.g. on stop."""
+
+        def pause(seconds: float) -> None:
+            if event.wait(seconds):
+                raise TransientError("stopping: no more retries")
+
+        self._retrier.sleep = pause
+        self._quick_retrier.sleep = pause
 
     @property
     def http(self) -> httpx.Client:
@@ -258,6 +270,7 @@ class FarmClient:
                 request_headers = {"Authorization": f"Bearer {self._tokens.bearer()}"}
                 if headers:
                     request_headers.update(headers)
+                extra = {"timeout": QUICK_TIMEOUT} if quick else {}
                 response = self._send(
                     what,
                     method,
@@ -266,6 +279,7 @@ class FarmClient:
                     json=json,
                     content=content,
                     headers=request_headers,
+                    **extra,
                 )
                 if response.status_code == 401 and not renewed and self._tokens.renew_after_401():
                     renewed = True

@@ -51,8 +51,35 @@ def map_output_dir(output_dir: str, rules: tuple[tuple[str, str], ...]) -> str:
     return output_dir
 
 
+# Folders a render farm has no business writing into, whatever its output_dir says.
+SYSTEM_ROOTS = tuple(
+    Path(p)
+    for p in (
+        "/bin",
+        "/boot",
+        "/dev",
+        "/etc",
+        "/lib",
+        "/lib32",
+        "/lib64",
+        "/proc",
+        "/root",
+        "/run",
+        "/sbin",
+        "/sys",
+        "/usr",
+        "/var",
+    )
+)
+
+
 def output_dir_problem(output_dir: str) -> str | None:
-    """Why `output_dir` cannot be used on this machine, or None if it can."""
+    """Why `output_dir` cannot be used on this machine, or None if it can.
+
+    The farm's output_dir is untrusted too: besides paths that cannot exist here, it may
+    not be the filesystem root, a system folder, the user's home (or above it), or go
+    through a hidden folder (a farm must not be able to write ~/.ssh/authorized_keys).
+    """
     if not output_dir:
         return "is empty"
     if os.name == "posix" and (_WINDOWS_RE.match(output_dir) or "\\" in output_dir):
@@ -60,6 +87,16 @@ def output_dir_problem(output_dir: str) -> str | None:
     path = Path(output_dir)
     if not path.is_absolute():
         return "is not an absolute path"
+    if any(part in (".", "..") or part.startswith(".") for part in path.parts[1:]):
+        return "goes through a hidden or relative folder"
+    normal = Path(os.path.normpath(path))
+    if normal == Path(normal.anchor) or any(
+        normal == root or root in normal.parents for root in SYSTEM_ROOTS
+    ):
+        return "is a system folder"
+    home = Path.home()
+    if normal == home or normal in home.parents:
+        return "is the home folder or above it"
     existing = path
     while not existing.exists():
         if existing.parent == existing:

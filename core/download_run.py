@@ -84,8 +84,10 @@ class DownloadRun:
             except UnsafePath as exc:
                 raise AttemptFailed(f"refused: {exc}", retryable=False) from None
             engine.set_files(active, root, planned)
+            engine.claim_paths(active)
             if not self.config.force:
                 reservation = engine.disk.reserve(root, engine.disk.still_needed(planned))
+            engine.unpark(self.item)
             for afile in active.files:
                 self._handle_file(afile)
         except StopRequested:
@@ -110,6 +112,7 @@ class DownloadRun:
             return
         finally:
             engine.disk.release(reservation)
+            engine.release_paths(active)
         engine.finish(active)
 
     def _checkpoint(self) -> None:

@@ -62,7 +62,7 @@ from .snapshot import (
 from .states import FileState, Outcome, file_outcome
 from .sweep import sweep_stale_temps
 from .throttle import TokenBucket
-from .transfer import Permissions, StopRequested
+from .transfer import DestinationBusy, Permissions, StopRequested
 
 log = logging.getLogger("cdl.engine")
 
@@ -105,6 +105,7 @@ class EngineConfig:
     on_job_done: str | None = None  # shell command run when a job is complete
     temp_max_age: float = 2 * 86400.0  # unclaimed temp files older than this are removed
     path_map: tuple[tuple[str, str], ...] = ()  # output_dir prefixes, submitter -> here
+    failed_hold: float = 900.0  # seconds a daemon keeps the lease of a Download it gave up
 
     @property
     def mode(self) -> str:
@@ -213,6 +214,8 @@ class Engine:
         self._pause_cond = threading.Condition(self._lock)
         self._active: dict[str, ActiveDownload] = {}
         self._given_up: dict[str, _Given] = {}
+        self._held: list[QueuedDownload] = []  # failed daemon Downloads whose lease we keep
+        self._claims: dict[str, str] = {}  # final path -> the Download writing it
         self._known: dict[str, Outcome | None] = {}  # every download_id this run has seen
         self._trackers: list[JobTracker] = [JobTracker(spec) for spec in config.jobs]
         self._history = History(config.history_size)
@@ -242,6 +245,7 @@ class Engine:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
+        self.client.stop_waiting_on(self.stop_event)
         self._started_at = time.time()
         self._started = time.monotonic()
         roots = [p for p in (self.config.output, self.config.fallback_dir) if p is not None]
@@ -298,21 +302,24 @@ class Engine:
         """
         self.stop()
         deadline = time.monotonic() + timeout
+
+        def left() -> float:
+            return max(0.1, deadline - time.monotonic())
+
         for thread in [*self._workers, self._feeder.thread]:
             if thread.is_alive():
-                thread.join(max(0.1, deadline - time.monotonic()))
-        self._heartbeat.stop()
+                thread.join(left())
+        self._heartbeat.stop(left())
         with self._lock:
             if self._shutdown_done:
                 return self.exit_code
             self._shutdown_done = True
-            stragglers = list(self._active.values())
-        for active in stragglers:
+            stragglers = [a.item for a in self._active.values()]
+            held, self._held = self._held, []
+        for item in stragglers:
             # Its partial temp files stay: the next run resumes them.
-            log.warning("%s did not stop in time; releasing it", active.download.label)
-            self.report(active.item, "pending", 0, closing=True, quick=True)
-        for item in self.queue.drain():
-            self.report(item, "pending", 0, closing=True, quick=True)
+            log.warning("%s did not stop in time; releasing it", item.download.label)
+        self._release_all([*stragglers, *self.queue.drain(), *held], left())
         code = self.exit_code
         self.publish(EngineStopped(exit_code=code, reason=self._stop_reason))
         self.bus.close()
@@ -321,6 +328,26 @@ class Engine:
         if self.journal is not None:
             self.journal.close()
         return code
+
+    def _release_all(self, items: list[QueuedDownload], timeout: float) -> None:
+        """Report every item `pending`, in parallel, for at most `timeout` seconds: a farm
+        that does not answer must not hold the exit (the threads are daemons; what did
+        not get through is left to the farm's lease timeout)."""
+        threads = [
+            threading.Thread(
+                target=self.report,
+                args=(item, "pending", 0),
+                kwargs={"closing": True, "quick": True},
+                name="release",
+                daemon=True,
+            )
+            for item in items
+        ]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     @property
     def exit_code(self) -> int:
@@ -516,6 +543,10 @@ class Engine:
 
     def enqueue(self, download: Download, origin: str, *, leased: bool) -> bool:
         """Queue a Download unless this run has seen it; True if it was queued."""
+        if self._stopping:
+            if leased:  # leased just as we stop: give it straight back
+                self._report_raw(download.download_id, "pending", 0, download.size, quick=True)
+            return False
         with self._lock:
             tracker_outcome = self._known.get(download.download_id, ...)
             if tracker_outcome is not ...:
@@ -582,13 +613,36 @@ class Engine:
         self._check_drained()
 
     def release_known(self, download: Download) -> None:
-        """The daemon was leased a Download this run already settled: tell the farm again."""
+        """The daemon was leased a Download this run already knows: settle the lease.
+
+        Queued or running here (a job listing found it first): the lease is ours now, so
+        its item is marked leased and heartbeats cover it. Done here: the farm did not get
+        our report; say it again. Failed here: hold it (see `_hold`) rather than handing it
+        straight back, or the farm would offer it first again and starve the daemon.
+        """
+        download_id = download.download_id
         with self._lock:
-            outcome = self._known.get(download.download_id)
+            outcome = self._known.get(download_id)
+            if outcome is None:
+                active = self._active.get(download_id)
+                item = active.item if active else None
         if outcome is None:
-            return  # in progress here: the lease is ours anyway
-        status = "downloaded" if outcome.ok else "pending"
-        self._report_raw(download.download_id, status, 0, download.size)
+            item = item or next(
+                (i for i in self.queue.items() if i.download_id == download_id), None
+            )
+            if item is not None:
+                item.leased = True
+            return
+        if outcome.ok:
+            self._report_raw(download_id, "downloaded", 0, download.size)
+            return
+        with self._lock:
+            given = self._given_up.get(download_id)
+        if given is not None and given.item is not None and outcome is Outcome.FAILED:
+            given.item.leased = True
+            self._hold(given.item)
+        else:
+            self._report_raw(download_id, "pending", 0, download.size)
 
     def listing_finished(self, tracker: JobTracker) -> None:
         with self._lock:
@@ -621,8 +675,6 @@ class Engine:
         return not self._paused and not self._stopping
 
     def begin(self, item: QueuedDownload, worker: str) -> ActiveDownload:
-        item.waiting = None
-        item.changed()
         active = ActiveDownload(item=item, worker=worker)
         with self._lock:
             self._active[item.download_id] = active
@@ -632,6 +684,29 @@ class Engine:
         with self._lock:
             active.root = root
             active.files = [ActiveFile(remote, dest) for remote, dest in planned]
+
+    def claim_paths(self, active: ActiveDownload) -> None:
+        """Make this Download the only one in this process writing its final paths.
+
+        Two Downloads of one job can name the same file; without this, both would stream
+        into the same temp file. Raises DestinationBusy naming the other Download.
+        """
+        download_id = active.download.download_id
+        paths = [str(f.dest) for f in active.files]
+        with self._lock:
+            for path in paths:
+                owner = self._claims.get(path)
+                if owner is not None and owner != download_id:
+                    raise DestinationBusy(f"{path} is being written by download {owner}")
+            for path in paths:
+                self._claims[path] = download_id
+
+    def release_paths(self, active: ActiveDownload) -> None:
+        download_id = active.download.download_id
+        with self._lock:
+            for afile in active.files:
+                if self._claims.get(str(afile.dest)) == download_id:
+                    del self._claims[str(afile.dest)]
 
     def warn_once(self, key: str, message: str) -> None:
         """Log a warning the first time `key` comes up (e.g. a fallback output folder)."""
@@ -723,6 +798,13 @@ class Engine:
             return []
         return self.journal.recent_history(limit, before=self._started_at)
 
+    def unpark(self, item: QueuedDownload) -> None:
+        """The Download got what it waited for (disk space, its files): it is running."""
+        if item.waiting is not None:
+            log.info("%s no longer %s", item.download.label, item.waiting)
+            item.waiting = None
+            item.changed()
+
     def wait_for_disk(self, active: ActiveDownload, reason: str) -> None:
         """Not enough space for this Download: park it, try again in a few seconds."""
         self._park(active, "WAITING FOR DISK", reason, self.config.disk_retry)
@@ -803,7 +885,10 @@ class Engine:
         """On a retry: a file an earlier attempt put in place and that is unchanged since
         is taken as it is (already counted and recorded). False if it must be redone."""
         state = active.item.settled.get(afile.remote.relative_path)
-        if state is None or not self.trusted(afile.dest, afile.remote):
+        if state is None:
+            return False
+        # A skipped file was never verified (it differs from the farm's by choice).
+        if state is not FileState.SKIPPED and not self.trusted(afile.dest, afile.remote):
             return False
         with self._lock:
             afile.state = state
@@ -955,7 +1040,12 @@ class Engine:
         d = item.download
         if outcome is not Outcome.CANCELLED and self.config.reporting:
             self._report_fail(d.download_id, reason)
-        self.report(item, "pending", 0, closing=True, force=True)
+        if outcome is Outcome.FAILED and item.origin == "daemon" and item.leased:
+            self._hold(item)  # handed straight back, it would be offered to us first again
+        else:
+            # `pending` only if this run ever claimed it: a queued job-mode Download we
+            # never touched may be `downloaded` on the farm already.
+            self.report(item, "pending", 0, closing=True, force=item.claimed)
         with self._lock:
             if outcome is Outcome.CANCELLED:
                 self._counters.downloads_cancelled += 1
@@ -1080,23 +1170,51 @@ class Engine:
             if status == "pending" and not item.leased and not force:
                 return
             if status == "downloading":
-                item.leased = True
+                item.leased = item.claimed = True
             elif closing:
                 item.leased = False
             self._report_raw(item.download_id, status, done, item.download.size, quick=quick)
 
     def heartbeat(self, item: QueuedDownload, done: int) -> None:
-        with item.report_lock:
+        # A report for this Download is under way (a worker's, maybe retrying): that one
+        # renews the lease; waiting for it would stall every other heartbeat.
+        if not item.report_lock.acquire(blocking=False):
+            return
+        try:
             if item.leased:
                 self._report_raw(
                     item.download_id, "downloading", done, item.download.size, quick=True
                 )
+        finally:
+            item.report_lock.release()
 
     def leased_items(self) -> list[tuple[QueuedDownload, int]]:
+        """Every Download whose lease is ours to keep: running, queued, or held."""
+        now = time.monotonic()
         with self._lock:
             items = [(a.item, a.done) for a in self._active.values()]
+            held = list(self._held)
         items += [(item, 0) for item in self.queue.items() if item.leased]
+        for item in held:
+            if now >= item.hold_until:
+                self._unhold(item)
+            else:
+                items.append((item, 0))
         return items
+
+    def _hold(self, item: QueuedDownload) -> None:
+        """Keep a failed daemon Download's lease for `failed_hold` seconds (heartbeats)."""
+        item.hold_until = time.monotonic() + self.config.failed_hold
+        with self._lock:
+            if item not in self._held:
+                self._held.append(item)
+
+    def _unhold(self, item: QueuedDownload) -> None:
+        with self._lock:
+            if item not in self._held:
+                return
+            self._held.remove(item)
+        self.report(item, "pending", 0, closing=True, quick=True)
 
     def _report_raw(
         self, download_id: str, status: str, done: int, total: int, *, quick: bool = False
@@ -1131,6 +1249,9 @@ class Engine:
         with self._lock:
             if self._retiring > 0:
                 self._retiring -= 1
+                # Leave the list now, so set_threads never counts a worker on its way out.
+                me = threading.current_thread()
+                self._workers = [w for w in self._workers if w is not me]
                 return True
         return False
 

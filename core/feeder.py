@@ -17,7 +17,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from .api import MAX_NEXT_COUNT
-from .errors import ApiError, AuthError
+from .errors import ApiError, AuthError, TransientError
 from .events import FeederIdle, JobListed
 from .jobs import JobTracker
 
@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 log = logging.getLogger("cdl.feeder")
+
+# With --exit-when-done, a job whose listing fails this many times in a row (each after the
+# client's own retries) counts as failed, so a run cannot wait for ever.
+MAX_LISTING_FAILURES = 10
 
 
 class _Result(Enum):
@@ -121,12 +125,17 @@ class Feeder:
             raise
         except ApiError as exc:
             tracker.pages = None
-            if exc.status == 404:
+            tracker.failures += 1
+            permanent = not isinstance(exc, TransientError)  # 404, 400, a malformed answer
+            if permanent or (
+                engine.config.exit_when_done and tracker.failures >= MAX_LISTING_FAILURES
+            ):
                 engine.job_failed(tracker, f"job {job_id}: {exc}")
                 return True
             tracker.next_listing_at = time.monotonic() + engine.config.poll_interval
             log.warning("listing job %s failed; trying again later: %s", job_id, exc)
             return False
+        tracker.failures = 0
         for rejected in batch.rejected:
             engine.refuse_listed(rejected, job_id, leased=False)
         for download in batch.downloads:

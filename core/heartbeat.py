@@ -27,10 +27,10 @@ class Heartbeat:
     def start(self) -> None:
         self.thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 15.0) -> None:
         self._stop.set()
         if self.thread.is_alive():
-            self.thread.join(15.0)
+            self.thread.join(timeout)
 
     def _run(self) -> None:
         interval = self.engine.config.heartbeat_interval

@@ -25,6 +25,7 @@ class JobTracker:
     pages: Iterator[DownloadBatch] | None = None  # the listing in progress
     next_listing_at: float = 0.0  # monotonic
     error: str | None = None  # why the job cannot be listed (e.g. not on the farm)
+    failures: int = 0  # listing attempts failed in a row
     announced: bool = False  # JobDone was published
 
     @property

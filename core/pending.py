@@ -30,6 +30,8 @@ class QueuedDownload:
     # Reporting: `leased` is True while the farm counts this Download as ours (leased from
     # /downloads/next, or reported `downloading`); heartbeats go only to leased entries.
     leased: bool = False
+    claimed: bool = False  # this run reported it `downloading` at least once
+    hold_until: float = 0.0  # monotonic: until when a given-up lease is kept
     report_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # Files an earlier attempt put in place (relative path -> COMPLETE/CACHED/SKIPPED), so a
     # retry neither fetches nor counts them again.

@@ -204,18 +204,19 @@ def _apply_mode(path: Path, mode: int, group: int | None) -> None:
 def destination_lock(dest: Path, remote: RemoteFile) -> Iterator[None]:
     """Hold this file's lock while writing it; raise DestinationBusy if another has it.
 
-    POSIX record locks (fcntl), which work across processes and, with a lock manager, on
-    NFS. The lock file is removed by its holder after use; a lock taken on a file that was
-    removed meanwhile is given up and taken again on the new one.
+    flock() locks belong to an open file, so two threads of one process exclude each
+    other too (POSIX record locks would not); Linux maps them onto NFS locks on NFS. The
+    lock file is removed by its holder after use; a lock taken on a file that was removed
+    meanwhile is given up and taken again on the new one.
     """
     path = lock_path_for(dest, remote)
     for _ in range(3):
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o664)
         try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             os.close(fd)
-            if exc.errno in (errno.EACCES, errno.EAGAIN):
+            if exc.errno in (errno.EACCES, errno.EAGAIN, errno.EWOULDBLOCK):
                 raise DestinationBusy(f"another process is writing {dest}") from None
             raise
         try:

@@ -87,3 +87,23 @@ def start_farm(tmp_path: Path) -> Iterator:
     yield start
     for farm in running:
         farm.stop()
+
+
+@pytest.fixture
+def serve():
+    """`serve(data_dir, *args)`: serve an existing farm (e.g. again, with other faults);
+    returns (url, process). Processes are stopped after the test."""
+    procs: list[subprocess.Popen] = []
+
+    def start(data_dir: Path, *args: str) -> tuple[str, subprocess.Popen]:
+        url, proc = serve_farm(data_dir, *args)
+        procs.append(proc)
+        return url, proc
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -34,13 +34,15 @@ from cdl_tui.core.jobspec import JobSpec
 from cdl_tui.core.snapshot import EngineSnapshot, FailedView, HistoryEntry, PendingView
 
 from . import terminal_bytes
-from .screens.modals import AddJobScreen, ConfirmScreen, HelpScreen
+from .screens.modals import AddJobScreen, BandwidthScreen, ConfirmScreen, HelpScreen
+from .summary import size
 from .widgets import rows
 from .widgets.header import HeaderBar, header_lines
 from .widgets.lists import ActiveList, FilesList, HistoryList, PendingList
 
 DEFAULT_HZ = 4.0
 FREEZE_EVERY = 10_000  # history entries between gc.freeze() calls
+PREVIOUS_HISTORY = 10_000  # entries of earlier runs shown in the History tab
 SSH_HZ = 2.0
 
 
@@ -60,6 +62,8 @@ class EngineLike(Protocol):
     def move_to_top(self, download_id: str) -> bool: ...
     def add_jobs(self, specs: list[JobSpec]) -> list[JobSpec]: ...
     def set_threads(self, count: int) -> int: ...
+    def set_bandwidth(self, bytes_per_second: float | None) -> None: ...
+    def previous_history(self, limit: int) -> list[HistoryEntry]: ...
     def stop(self, reason: str = "stopped", exit_code: int | None = None) -> None: ...
     @property
     def stopping(self) -> bool: ...
@@ -94,6 +98,7 @@ class MainScreen(Screen[None]):
         Binding("a", "add_job", "Add", id="add-job"),
         Binding("plus,+,equals_sign", "threads(1)", "+thread", id="threads-up", show=False),
         Binding("minus,-", "threads(-1)", "-thread", id="threads-down", show=False),
+        Binding("b", "bandwidth", "Limit", id="bandwidth", show=False),
         Binding("1", "show_tab('active')", "Active", id="tab-active", show=False),
         Binding("2", "show_tab('pending')", "Pending", id="tab-pending", show=False),
         Binding("3", "show_tab('history')", "History", id="tab-history", show=False),
@@ -142,6 +147,8 @@ class MainScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.ready = True
+        # Earlier runs first (from the local journal), then this one's as it happens.
+        self.query_one(HistoryList).add(self.engine.previous_history(PREVIOUS_HISTORY))
         self.query_one(ActiveList).focus()
         self.refresh_from_engine()
 
@@ -317,6 +324,16 @@ class MainScreen(Screen[None]):
             self.refresh_from_engine()
 
         self.app.push_screen(AddJobScreen(), added)
+
+    def action_bandwidth(self) -> None:
+        def chosen(rate: float | bool | None) -> None:
+            if rate is False:
+                return
+            self.engine.set_bandwidth(rate)  # type: ignore[arg-type]
+            self.notify(f"Bandwidth limit: {size(rate)}/s" if rate else "No bandwidth limit")
+            self.refresh_from_engine()
+
+        self.app.push_screen(BandwidthScreen(self.engine.snapshot().bandwidth_limit), chosen)
 
     def action_threads(self, delta: int) -> None:
         snap = self.engine.snapshot()

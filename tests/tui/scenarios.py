@@ -106,6 +106,7 @@ def pending_views(count: int = 40) -> tuple[PendingView, ...]:
                 last_error="the file server answered HTTP 503" if n == 3 else None,
                 held=n == 5,
                 not_before=T0 + 42 if n == 3 else 0.0,
+                waiting="WAITING FOR DISK" if n == 7 else None,
             )
         )
     return tuple(views)
@@ -272,6 +273,12 @@ class ScenarioEngine:
         self.calls.append(("set_threads", count))
         return count
 
+    def set_bandwidth(self, bytes_per_second: float | None) -> None:
+        self.calls.append(("set_bandwidth", bytes_per_second))
+
+    def previous_history(self, limit: int) -> list[HistoryEntry]:
+        return []
+
     def stop(self, reason: str = "stopped", exit_code: int | None = None) -> None:
         self.calls.append(("stop", reason, exit_code))
         self.stopping = True
@@ -312,6 +319,12 @@ SCENARIOS = [
         note="Adding jobs: specs are validated as you type",
     ),
     Scenario("add-job-80x24", size=(80, 24), press=("a", *"08286 08287:1-5x2")),
+    Scenario(
+        "bandwidth",
+        press=("b", *"40MB/s"),
+        changes={"bandwidth_limit": 25e6},
+        note="b sets a bandwidth limit for all downloads",
+    ),
     Scenario("help", press=("question_mark",), note="Every key (?)"),
     Scenario("help-80x24", size=(80, 24), press=("question_mark",)),
     Scenario("quit-confirm", press=("q",), note="q asks first while downloads are active"),

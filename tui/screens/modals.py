@@ -14,6 +14,8 @@ from textual.widgets import Input, Label, Static
 
 from cdl_tui.core.errors import JobSpecError
 from cdl_tui.core.jobspec import JobSpec, parse_job_specs
+from cdl_tui.core.units import parse_size
+from cdl_tui.tui.summary import size
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -121,6 +123,75 @@ class AddJobScreen(ModalScreen[list[JobSpec] | None]):
         self.dismiss(None)
 
 
+class RateValidator(Validator):
+    def validate(self, value: str) -> ValidationResult:
+        try:
+            parse_rate(value)
+        except ValueError as exc:
+            return self.failure(str(exc))
+        return self.success()
+
+
+def parse_rate(text: str) -> float | None:
+    """A bandwidth limit as typed: 40MB/s, 25MiB, 0 or nothing for none."""
+    text = text.strip()
+    if text.lower() in ("", "0", "none", "off"):
+        return None
+    rate = parse_size(text)
+    return float(rate) if rate > 0 else None
+
+
+class BandwidthScreen(ModalScreen[float | None | bool]):
+    """Set the bandwidth limit: Enter applies (empty or 0 removes it), Escape cancels.
+
+    Dismisses with the new rate (None: no limit), or False if cancelled."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="bandwidth-cancel"),
+    ]
+    DEFAULT_CSS = """
+    BandwidthScreen { align: center middle; }
+    BandwidthScreen > Vertical {
+        width: 64; max-width: 100%; height: auto;
+        border: thick $accent; background: $surface; padding: 1 2;
+    }
+    BandwidthScreen #bandwidth-error { color: $error; height: auto; }
+    BandwidthScreen .hint { color: $text-muted; }
+    """
+
+    def __init__(self, current: float | None) -> None:
+        super().__init__()
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        now = f"{size(self.current)}/s" if self.current else "none"
+        with Vertical():
+            yield Label("[b]Bandwidth limit[/b] for all downloads together")
+            yield Label(f"Now: {now}. Examples: 40MB/s, 25MiB, 0 for none.", classes="hint")
+            field = Input(
+                placeholder="40MB/s",
+                validators=[RateValidator()],
+                validate_on=["changed", "submitted"],
+                id="bandwidth-input",
+            )
+            field.cursor_blink = False
+            yield field
+            yield Static("", id="bandwidth-error")
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        result = event.validation_result
+        message = "" if result is None or result.is_valid else result.failure_descriptions[0]
+        self.query_one("#bandwidth-error", Static).update(message)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.validation_result is not None and not event.validation_result.is_valid:
+            return
+        self.dismiss(parse_rate(event.value))
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+
 KEYS = [
     ("p", "pause or resume everything"),
     ("space", "pause or resume the selected download"),
@@ -130,6 +201,7 @@ KEYS = [
     ("R", "retry every failed download"),
     ("a", "add jobs (e.g. 08285 08286:1-10)"),
     ("+ / -", "one more / one fewer download thread"),
+    ("b", "set the bandwidth limit (e.g. 40MB/s; 0 for none)"),
     ("1 2 3, tab", "Active, Pending, History tab"),
     ("/", "filter the history (Enter applies, Escape clears)"),
     ("arrows pgup pgdn", "move the selection (home, end too)"),

@@ -45,6 +45,7 @@ def header_lines(snap: EngineSnapshot, width: int = 100) -> list[Text]:
             (" threads", "dim"),
             sep,
             rate(snap.rate),
+            (f" (max {rate(snap.bandwidth_limit)})" if snap.bandwidth_limit else "", "yellow"),
             " ",
             (spark, "green"),
             sep,

@@ -98,6 +98,8 @@ def pending_row(view: PendingView, now: float) -> Text:
     text.append(f"{view.files:>4} files {size(view.size):>10}  ")
     if view.held:
         text.append("PAUSED  ", style="bold yellow")
+    if view.waiting:
+        text.append(f"{view.waiting}  ", style="bold yellow")
     if view.attempts:
         wait = view.not_before - now if view.not_before else 0
         text.append(f"attempt {view.attempts + 1}", style="yellow")
