@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 import ssl
 import threading
 from collections.abc import Callable, Iterator
@@ -82,6 +83,22 @@ def tls_verify_setting(ca_bundle: str | None, verify: bool) -> ssl.SSLContext | 
     return True
 
 
+def tls_context(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
+    """An SSL context equivalent to httpx's `verify` setting, for http.client."""
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    if not verify:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    import certifi  # httpx's own CA bundle (a dependency of httpx)
+
+    cafile = os.environ.get("SSL_CERT_FILE") or certifi.where()
+    capath = os.environ.get("SSL_CERT_DIR")
+    return ssl.create_default_context(cafile=cafile, capath=capath)
+
+
 def make_http_client(
     *,
     timeouts: Timeouts = Timeouts(),
@@ -113,12 +130,14 @@ class FarmClient:
         credentials: Credentials,
         *,
         http: httpx.Client | None = None,
+        verify: ssl.SSLContext | bool = True,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.base_url = normalize_base_url(base_url)
         self.host = urlsplit(self.base_url).netloc
-        self._http = http or make_http_client()  # owned: close() closes it
+        self._http = http or make_http_client(verify=verify)  # owned: close() closes it
+        self.tls = tls_context(verify)  # for file transfers outside httpx (core.fetchers)
         retrier = Retrier(policy=retry or RetryPolicy())
         if sleep is not None:
             retrier.sleep = sleep

@@ -53,7 +53,7 @@ def client_from(settings: Settings, credentials: Credentials | None = None) -> F
         verify=verify,
         max_connections=max(16, settings.threads * 2),
     )
-    return FarmClient(url, creds, http=http)
+    return FarmClient(url, creds, http=http, verify=verify)
 
 
 def group_id(group: str | None) -> int | None:

@@ -145,10 +145,11 @@ class DownloadRun:
                 on_resumed=lambda n: engine.progress(active, afile, n, network=False),
                 check_stop=self._checkpoint,
                 throttle=engine.throttle.consume,
+                largest_read=engine.throttle.largest_read,
             )
             try:
                 resumed = fetch_file(
-                    engine.client.http,
+                    engine.fetcher,
                     afile.remote,
                     dest,
                     permissions=self.config.permissions,

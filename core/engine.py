@@ -43,6 +43,7 @@ from .events import (
     FileStateChanged,
     JobDone,
 )
+from .fetchers import Fetcher
 from .history import History
 from .hooks import JobDoneHook
 from .jobs import JobTracker
@@ -206,6 +207,7 @@ class Engine:
         )
         self.disk = DiskGuard(config.disk_margin, config.free_space)
         self.throttle = TokenBucket(config.max_bandwidth)
+        self.fetcher = Fetcher(client.http, client.tls)
         self.journal = Journal(config.journal) if config.journal else None
         self.hook = JobDoneHook(config.on_job_done) if config.on_job_done else None
         self.stop_event = threading.Event()

@@ -35,6 +35,11 @@ class TokenBucket:
             self._tokens = 0.0
             self._stamp = self._clock()
 
+    def largest_read(self) -> int | None:
+        """Reads larger than the bucket would come in bursts: the cap, if limited."""
+        rate = self.rate
+        return None if rate is None else max(4096, int(rate * self.BURST_SECONDS))
+
     def consume(self, count: int) -> None:
         """Take `count` bytes' worth of tokens, sleeping until they are there."""
         if self.rate is None:

@@ -22,8 +22,10 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import http.client
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ import httpx
 
 from .errors import CdlError
 from .faults import maybe_fail
+from .fetchers import PIPELINE_MIN, BodySource, Fetcher, HashPipeline
 from .models import RemoteFile
 from .paths import MAX_NAME_BYTES
 
@@ -39,6 +42,7 @@ HASH_BLOCK = 4 << 20
 # A shutdown keeps a partial file this big or bigger for the next run to resume; smaller
 # ones are cheaper to fetch again than to leave lying around.
 RESUME_MIN = 1 << 20
+MIN_STEP = 64 << 10  # the smallest read of a body
 TEMP_MARK = ".cdl-"
 TEMP_SUFFIX = ".part"
 ETAG_SUFFIX = ".part.etag"
@@ -244,10 +248,11 @@ class Progress:
     on_resumed: Callable[[int], None] | None = None
     check_stop: Callable[[], None] | None = None
     throttle: Callable[[int], None] | None = None  # blocks to keep a bandwidth limit
+    largest_read: Callable[[], int | None] | None = None  # the limit's burst size
 
 
 def fetch_file(
-    http: httpx.Client,
+    fetcher: Fetcher,
     remote: RemoteFile,
     dest: Path,
     *,
@@ -261,7 +266,7 @@ def fetch_file(
     """
     make_dirs(dest.parent, permissions)
     with destination_lock(dest, remote):
-        transfer = _Transfer(http, remote, dest, progress or Progress())
+        transfer = _Transfer(fetcher, remote, dest, progress or Progress())
         try:
             transfer.run()
             temp = transfer.temp
@@ -285,13 +290,24 @@ def fetch_file(
             raise
 
 
+# What a broken connection can raise, from http.client, ssl, sockets or httpx.
+NETWORK_ERRORS = (OSError, http.client.HTTPException, httpx.TransportError)
+
+
+def _network_error(exc: BaseException, received: int) -> TransferError:
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return TransferError(f"timed out after {received} bytes ({type(exc).__name__})")
+    text = " ".join(str(exc).split())[:160] or type(exc).__name__
+    return TransferError(f"connection failed after {received} bytes: {text}")
+
+
 class _Transfer:
     """One try at one file: resume what is on disk, fetch the rest, check it all."""
 
     def __init__(
-        self, http: httpx.Client, remote: RemoteFile, dest: Path, progress: Progress
+        self, fetcher: Fetcher, remote: RemoteFile, dest: Path, progress: Progress
     ) -> None:
-        self.http = http
+        self.fetcher = fetcher
         self.remote = remote
         self.dest = dest
         self.progress = progress
@@ -301,23 +317,24 @@ class _Transfer:
         self.offset = 0  # bytes already in the temp file (and in the digest)
         self.resumed_from = 0
         self.received = 0
+        self._step = MIN_STEP  # bytes per read; adapts to the link (see _fill)
 
     def run(self) -> None:
         self._resume_point()
         try:
-            with self.http.stream("GET", self.remote.url, headers=self._headers()) as response:
-                if self._accept(response):
-                    if etag := response.headers.get("etag"):
-                        with contextlib.suppress(OSError):
-                            self.etag_file.write_text(etag, encoding="ascii")
-                    self._append(response)
-        except httpx.TimeoutException as exc:
-            raise TransferError(
-                f"timed out after {self.received} bytes ({type(exc).__name__})"
-            ) from None
-        except httpx.TransportError as exc:
-            text = " ".join(str(exc).split())[:160] or type(exc).__name__
-            raise TransferError(f"connection failed: {text}") from None
+            body = self.fetcher.open(self.remote.url, self._headers())
+        except NETWORK_ERRORS as exc:
+            raise _network_error(exc, 0) from None
+        complete = False
+        try:
+            if self._accept(body):
+                if etag := body.header("etag"):
+                    with contextlib.suppress(OSError):
+                        self.etag_file.write_text(etag, encoding="ascii")
+                self._append(body)
+            complete = True
+        finally:
+            body.finish(complete)
         total = self.offset + self.received
         if total != self.remote.size:
             raise TransferError(f"short body: got {total} of {self.remote.size} bytes")
@@ -347,9 +364,9 @@ class _Transfer:
                     headers["If-Range"] = etag
         return headers
 
-    def _accept(self, response: httpx.Response) -> bool:
+    def _accept(self, body: BodySource) -> bool:
         """Check the answer; False if the body is not needed (every byte is on disk)."""
-        status = response.status_code
+        status = body.status
         if status in (403, 410):
             raise TransferError(
                 f"the file URL was refused (HTTP {status}); its signature may have expired",
@@ -357,7 +374,7 @@ class _Transfer:
             )
         if self.offset and self.offset == self.remote.size and status in (200, 206, 416):
             return False
-        if self.offset and status == 206 and _range_start(response) == self.offset:
+        if self.offset and status == 206 and _range_start(body) == self.offset:
             return True
         if status == 200:
             if self.offset:  # the server ignored the Range, or the validator changed
@@ -371,45 +388,106 @@ class _Transfer:
             retryable=status == 429 or status >= 500 or status in (404, 416),
         )
 
-    def _append(self, response: httpx.Response) -> None:
-        progress, remote = self.progress, self.remote
+    def _append(self, body: BodySource) -> None:
         flags = os.O_WRONLY | os.O_CREAT | (0 if self.offset else os.O_TRUNC)
         try:
             fd = os.open(self.temp, flags, 0o600)
-            with os.fdopen(fd, "wb", buffering=0) as out:
-                out.seek(self.offset)
-                out.truncate(self.offset)
-                try:
-                    for chunk in response.iter_raw():
-                        if progress.check_stop is not None:
-                            progress.check_stop()
-                        maybe_fail("chunk", TransferError)
-                        self.digest.update(chunk)
-                        out.write(chunk)
-                        self.received += len(chunk)
-                        if progress.on_bytes is not None:
-                            progress.on_bytes(len(chunk))
-                        if self.offset + self.received > remote.size:
-                            raise TransferError(
-                                f"the server sent more than the expected {remote.size} bytes",
-                                bad_data=True,
-                            )
-                        if progress.throttle is not None:
-                            progress.throttle(len(chunk))
-                finally:
-                    os.fsync(out.fileno())  # what is kept must be on disk, for a resume
         except OSError as exc:
-            if exc.errno == errno.ENOSPC:
+            raise _write_error(exc, self.temp) from None
+        try:
+            os.lseek(fd, self.offset, os.SEEK_SET)
+            os.ftruncate(fd, self.offset)
+            self._copy(body, fd)
+            os.fsync(fd)  # what is kept must be on disk, for a resume or the rename
+        except OSError as exc:
+            raise _write_error(exc, self.temp) from None
+        finally:
+            os.close(fd)
+
+    def _copy(self, body: BodySource, fd: int) -> None:
+        """Read the body into 1 MiB buffers, write each, hash it (in the helper thread for
+        big bodies, so reading and hashing overlap)."""
+        remote = self.remote
+        pipeline = HashPipeline.for_this_thread()
+        pipelined = remote.size - self.offset >= PIPELINE_MIN
+        if pipelined:
+            pipeline.start(self.digest)
+        try:
+            while True:
+                maybe_fail("chunk", TransferError)
+                index = pipeline.take()
+                view = pipeline.buffers[index]
+                try:
+                    count = self._fill(body, view)
+                    if count:
+                        written = 0
+                        while written < count:
+                            written += os.write(fd, view[written:count])
+                except BaseException:
+                    pipeline.give_back(index)
+                    raise
+                if not count:
+                    pipeline.give_back(index)
+                    return
+                if pipelined:
+                    pipeline.hash(index, count)
+                else:
+                    self.digest.update(view[:count])
+                    pipeline.give_back(index)
+        finally:
+            if pipelined:
+                pipeline.finish()
+
+    def _fill(self, body: BodySource, view: memoryview) -> int:
+        """Fill `view` from the body; 0 at its end.
+
+        Reads in steps that grow while data comes fast (few calls, little Python per
+        byte) and shrink when it comes slowly, so that progress, pause and stop are seen
+        within a fraction of a second even on a throttled link.
+        """
+        progress, limit = self.progress, self.remote.size
+        filled = 0
+        while filled < len(view):
+            if progress.check_stop is not None:
+                progress.check_stop()
+            step = min(self._step, len(view) - filled)
+            if progress.largest_read is not None and (cap := progress.largest_read()):
+                step = min(step, cap)
+            started = time.monotonic()
+            try:
+                count = body.readinto(view[filled : filled + step])
+            except NETWORK_ERRORS as exc:
+                raise _network_error(exc, self.received) from None
+            if not count:
+                break
+            took = time.monotonic() - started
+            if took < 0.02:
+                self._step = min(len(view), self._step * 2)
+            elif took > 0.2:
+                self._step = max(MIN_STEP, self._step // 2)
+            filled += count
+            self.received += count
+            if self.offset + self.received > limit:
                 raise TransferError(
-                    f"no space left on the device of {self.temp.parent}", no_space=True
-                ) from None
-            raise TransferError(
-                f"cannot write {self.temp}: {exc.strerror}", retryable=False
-            ) from None
+                    f"the server sent more than the expected {limit} bytes", bad_data=True
+                )
+            if progress.on_bytes is not None:
+                progress.on_bytes(count)
+            if progress.throttle is not None:
+                progress.throttle(count)
+            if self.offset + self.received == limit:
+                break  # all there: do not wait for an end the server may not signal
+        return filled
 
 
-def _range_start(response: httpx.Response) -> int | None:
-    match = re.match(r"bytes (\d+)-\d+/\d+", response.headers.get("content-range", ""))
+def _write_error(exc: OSError, temp: Path) -> TransferError:
+    if exc.errno == errno.ENOSPC:
+        return TransferError(f"no space left on the device of {temp.parent}", no_space=True)
+    return TransferError(f"cannot write {temp}: {exc.strerror}", retryable=False)
+
+
+def _range_start(body: BodySource) -> int | None:
+    match = re.match(r"bytes (\d+)-\d+/\d+", body.header("content-range") or "")
     return int(match[1]) if match else None
 
 

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -30,7 +31,7 @@ from cdl_tui.core.jobspec import pad_job_id
 
 from .audit import AuditWriter
 from .content import ContentPool
-from .db import DownloadRow, FarmStore
+from .db import DownloadRow, FarmStore, FileRow
 from .faults import FaultPlan
 from .files import FileEndpoint
 from .signing import decode_jwt, encode_jwt, sign_file
@@ -52,6 +53,7 @@ class FarmOptions:
     token_ttl: float = 3600.0
     chunk_size: int = 1 << 20
     faults: FaultPlan = field(default_factory=FaultPlan)
+    files_url: str | None = None  # file bytes from another server (see cdl-farm serve)
 
 
 class Farm:
@@ -108,8 +110,7 @@ class Farm:
         expires = int(time.time() + self.options.url_ttl)
         files = [
             {
-                "url": f"{base_url}/files/{f.id}?expires={expires}"
-                f"&sig={sign_file(self.secret, f.id, expires)}",
+                "url": self._file_url(row, f, base_url, expires),
                 "md5": f.md5,
                 "relative_path": f.relative_path,
                 "size": f.size,
@@ -129,6 +130,14 @@ class Farm:
             "location": row.location,
             "files": files,
         }
+
+    def _file_url(self, row: DownloadRow, file: FileRow, base_url: str, expires: int) -> str:
+        if self.options.files_url:
+            return f"{self.options.files_url}/{row.job_id}/{row.task_id}/" + quote(
+                file.relative_path
+            )
+        signature = sign_file(self.secret, file.id, expires)
+        return f"{base_url}/files/{file.id}?expires={expires}&sig={signature}"
 
 
 class BadRequest(Exception):

@@ -67,6 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("--seed", type=int, default=1, help="seed for names, sizes and content")
     gen.add_argument(
+        "--uniform",
+        action="store_true",
+        help="every file exactly --size; no empty files, no tasks without files",
+    )
+    gen.add_argument(
+        "--materialize",
+        action="store_true",
+        help="also write the files to DATA_DIR/files/<job>/<task>/<path> (for a web server)",
+    )
+    gen.add_argument(
         "--output-root",
         default=FarmSpec.output_root,
         help="root of the jobs' output_dir on the 'submitting machine'",
@@ -90,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--token-ttl", type=_seconds, default=3600.0, help="access token lifetime, seconds"
     )
+    serve.add_argument(
+        "--files-url",
+        metavar="BASE",
+        help="hand out file URLs BASE/<job>/<task>/<path> (a web server over "
+        "DATA_DIR/files of a --materialize farm) instead of serving the bytes",
+    )
     serve.add_argument("--log-level", default="WARNING")
     return parser
 
@@ -105,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             locations=tuple(args.location),
             seed=args.seed,
             output_root=args.output_root,
+            uniform=args.uniform,
+            materialize=args.materialize,
         )
         for job_id in generate_farm(args.data_dir, spec):
             print(job_id)
@@ -142,6 +160,7 @@ def _serve(args: argparse.Namespace) -> int:
         url_ttl=args.url_ttl,
         token_ttl=args.token_ttl,
         faults=faults,
+        files_url=args.files_url.rstrip("/") if args.files_url else None,
     )
     try:
         server = FarmServer(args.data_dir, options, host=args.host, port=args.port)

@@ -36,6 +36,7 @@ FIRST_FRAME = 1001
 NO_FILES_EVERY = 13  # global task n where n % 13 == 12 has no files
 EMPTY_FILE_EVERY = 7  # global task n where n % 7 == 3 has an empty last file
 
+FILES_DIR = "files"  # materialized files: files/<job_id>/<task_id>/<relative_path>
 TOKEN_FILE = "token"  # noqa: S105 - the name of the file that holds the token
 
 
@@ -48,6 +49,8 @@ class FarmSpec:
     locations: tuple[str, ...] = ()
     seed: int = 1
     output_root: str = "/Volumes/af/show/wash/shots"
+    uniform: bool = False  # every file exactly `size`, no empty files or file-less tasks
+    materialize: bool = False  # also write the files under DATA_DIR/files/ (for nginx)
 
 
 def read_token(data_dir: Path) -> str:
@@ -75,7 +78,7 @@ def generate_farm(data_dir: Path, spec: FarmSpec) -> list[str]:
         task_counter = int(store.get_meta("task_counter") or 0)
         job_ids: list[str] = []
         with store.write() as conn:
-            builder = _JobBuilder(conn, pool, spec, task_counter)
+            builder = _JobBuilder(conn, pool, spec, task_counter, data_dir / FILES_DIR)
             for number in range(first, first + spec.jobs):
                 job_ids.append(builder.add_job(number))
             store.set_meta("next_job", str(first + spec.jobs))
@@ -89,8 +92,14 @@ class _JobBuilder:
     """Inserts jobs, their Downloads and files inside the caller's transaction."""
 
     def __init__(
-        self, conn: sqlite3.Connection, pool: ContentPool, spec: FarmSpec, task_counter: int
+        self,
+        conn: sqlite3.Connection,
+        pool: ContentPool,
+        spec: FarmSpec,
+        task_counter: int,
+        files_root: Path,
     ) -> None:
+        self.files_root = files_root
         self.conn = conn
         self.pool = pool
         self.spec = spec
@@ -133,14 +142,25 @@ class _JobBuilder:
                 "content_start) VALUES (?, ?, ?, ?, ?, ?)",
                 [(cur.lastrowid, position, *f) for position, f in enumerate(files)],
             )
+            if spec.materialize:
+                for path, size, _, start in files:
+                    self._write(job_id, f"{task_index:03d}", path, start, size)
         return job_id
+
+    def _write(self, job_id: str, task_id: str, path: str, start: int, size: int) -> None:
+        """The file's bytes on disk, where `serve --files-url` points (e.g. nginx)."""
+        target = self.files_root / job_id / task_id / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("wb") as handle:
+            for chunk in self.pool.chunks(start, 0, size, 4 << 20):
+                handle.write(chunk)
 
     def _task_files(
         self, rng: random.Random, layer: str, frame: int
     ) -> list[tuple[str, int, str, int]]:
         """(relative_path, size, md5, content_start) for each file of one task."""
         counter = self.task_counter
-        if counter % NO_FILES_EVERY == NO_FILES_EVERY - 1:
+        if not self.spec.uniform and counter % NO_FILES_EVERY == NO_FILES_EVERY - 1:
             return []
         files = []
         count = self.spec.files
@@ -152,6 +172,8 @@ class _JobBuilder:
             size = int(self.spec.size * factor * (0.9 + 0.2 * rng.random()))
             if index == count - 1 and counter % EMPTY_FILE_EVERY == 3:
                 size = 0
+            if self.spec.uniform:
+                size = self.spec.size
             start = rng.randrange(POOL_SIZE)
             files.append((path, size, self.pool.md5_base64(start, size), start))
         return files

@@ -1,0 +1,231 @@
+"""How file bodies are read: the standard library's http.client where it can be, httpx
+where it must (a proxy), behind one small interface.
+
+File transfers are the hot path. Measured here on 2 cores (see bench/): httpx costs about
+1 ms of Python per request and re-chunks bodies into new bytes objects; http.client with
+kept-alive connections and `readinto` a reused buffer costs far less, and the buffer can
+be hashed by another thread while the next one is read (see HashPipeline). The API calls
+keep using httpx (FarmClient); only file GETs come here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import queue
+import ssl
+import threading
+import urllib.request
+from collections.abc import Iterator
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import httpx
+
+from .version import user_agent
+
+BUFFER = 1 << 20  # bytes per read (and per hashing hand-off)
+RING = 4  # buffers per worker thread: reading, writing, hashing overlap
+PIPELINE_MIN = 2 * BUFFER  # smaller bodies are hashed inline (no thread hand-off)
+
+
+class BodySource(Protocol):
+    status: int
+
+    def header(self, name: str) -> str | None: ...
+    def readinto(self, view: memoryview) -> int: ...
+    def finish(self, complete: bool) -> None: ...
+
+
+class _StdlibBody:
+    def __init__(
+        self,
+        pool: _Connections,
+        key: tuple,
+        conn: http.client.HTTPConnection,
+        response: http.client.HTTPResponse,
+    ) -> None:
+        self._pool, self._key, self._conn, self._response = pool, key, conn, response
+        self.status = response.status
+
+    def header(self, name: str) -> str | None:
+        return self._response.getheader(name)
+
+    def readinto(self, view: memoryview) -> int:
+        return self._response.readinto(view)
+
+    def finish(self, complete: bool) -> None:
+        if complete and not self._response.isclosed():
+            # Drain what is left (a few bytes at most after a complete body).
+            self._response.read()
+        if complete and not self._response.will_close:
+            self._pool.give_back(self._key, self._conn)
+        else:
+            self._conn.close()
+
+
+class _Connections:
+    """Kept-alive http.client connections, one set per thread (they are not thread-safe)."""
+
+    def __init__(self, tls: ssl.SSLContext, timeout: float) -> None:
+        self._local = threading.local()
+        self._tls = tls
+        self._timeout = timeout
+
+    def _idle(self) -> dict[tuple, http.client.HTTPConnection]:
+        idle = getattr(self._local, "idle", None)
+        if idle is None:
+            idle = self._local.idle = {}
+        return idle
+
+    def give_back(self, key: tuple, conn: http.client.HTTPConnection) -> None:
+        old = self._idle().pop(key, None)
+        if old is not None and old is not conn:
+            old.close()
+        self._idle()[key] = conn
+
+    def open(self, url: str, headers: dict[str, str]) -> _StdlibBody:
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.hostname, parts.port)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        headers = {"User-Agent": user_agent(), **headers}
+        for fresh in (False, True):
+            conn = None if fresh else self._idle().pop(key, None)
+            reused = conn is not None
+            if conn is None:
+                conn = self._connect(parts)
+            try:
+                conn.request("GET", target or "/", headers=headers)
+                response = conn.getresponse()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                conn.close()
+                if reused:
+                    continue  # the server had closed the idle connection: once more, new
+                raise
+            except BaseException:
+                conn.close()
+                raise
+            return _StdlibBody(self, key, conn, response)
+        raise http.client.RemoteDisconnected("the connection was closed")  # pragma: no cover
+
+    def _connect(self, parts) -> http.client.HTTPConnection:
+        if parts.scheme == "https":
+            return http.client.HTTPSConnection(
+                parts.hostname, parts.port, timeout=self._timeout, context=self._tls
+            )
+        return http.client.HTTPConnection(parts.hostname, parts.port, timeout=self._timeout)
+
+
+class _HttpxBody:
+    """httpx's stream as a readinto source (used when a proxy is configured)."""
+
+    def __init__(self, stream, response: httpx.Response) -> None:
+        self._stream = stream
+        self._response = response
+        self._chunks: Iterator[bytes] = response.iter_raw()
+        self._left = memoryview(b"")
+        self.status = response.status_code
+
+    def header(self, name: str) -> str | None:
+        return self._response.headers.get(name)
+
+    def readinto(self, view: memoryview) -> int:
+        while not self._left:
+            try:
+                self._left = memoryview(next(self._chunks))
+            except StopIteration:
+                return 0
+        count = min(len(view), len(self._left))
+        view[:count] = self._left[:count]
+        self._left = self._left[count:]
+        return count
+
+    def finish(self, complete: bool) -> None:  # noqa: ARG002 - httpx pools by itself
+        self._stream.__exit__(None, None, None)
+
+
+class Fetcher:
+    """Opens file bodies. Errors are those of http.client/ssl/OSError or httpx."""
+
+    def __init__(
+        self, http: httpx.Client, tls: ssl.SSLContext | None = None, timeout: float = 60.0
+    ) -> None:
+        self.http = http
+        self._connections = _Connections(tls or ssl.create_default_context(), timeout)
+        self._proxies = urllib.request.getproxies()
+
+    def _proxied(self, url: str) -> bool:
+        parts = urlsplit(url)
+        if parts.scheme not in self._proxies and "all" not in self._proxies:
+            return False
+        return not urllib.request.proxy_bypass(parts.hostname or "")
+
+    def open(self, url: str, headers: dict[str, str]) -> BodySource:
+        if self._proxied(url):
+            stream = self.http.stream("GET", url, headers=headers)
+            return _HttpxBody(stream, stream.__enter__())
+        return self._connections.open(url, headers)
+
+
+class HashPipeline:
+    """Hash buffers in a helper thread while the worker reads the next ones.
+
+    One per worker thread (`for_this_thread`), with its own ring of buffers. hashlib and
+    socket reads both release the GIL, so on two cores the md5 of one file overlaps its
+    transfer instead of following it.
+    """
+
+    _local = threading.local()
+
+    def __init__(self) -> None:
+        self.buffers = [memoryview(bytearray(BUFFER)) for _ in range(RING)]
+        self._free: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._full: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
+        for index in range(RING):
+            self._free.put(index)
+        self._digest: hashlib._Hash | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="hasher", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def for_this_thread(cls) -> HashPipeline:
+        pipeline = getattr(cls._local, "pipeline", None)
+        if pipeline is None:
+            pipeline = cls._local.pipeline = cls()
+        return pipeline
+
+    def start(self, digest: hashlib._Hash) -> None:
+        self._digest = digest
+        self._error = None
+
+    def take(self) -> int:
+        """A free buffer's index (waits while all are being hashed)."""
+        return self._free.get()
+
+    def hash(self, index: int, count: int) -> None:
+        self._full.put((index, count))
+
+    def give_back(self, index: int) -> None:
+        self._free.put(index)
+
+    def finish(self) -> None:
+        """Wait until every buffer handed over is hashed."""
+        for _ in range(RING):
+            self._free.get()
+        for index in range(RING):
+            self._free.put(index)
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while True:
+            item = self._full.get()
+            if item is None:
+                return
+            index, count = item
+            try:
+                self._digest.update(self.buffers[index][:count])  # type: ignore[union-attr]
+            except BaseException as exc:
+                self._error = exc
+            self._free.put(index)
