@@ -8,6 +8,7 @@ core.errors with a one-line message. Transient failures (connection errors, time
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 import os
 import ssl
@@ -137,7 +138,7 @@ class FarmClient:
         self.base_url = normalize_base_url(base_url)
         self.host = urlsplit(self.base_url).netloc
         self._http = http or make_http_client(verify=verify)  # owned: close() closes it
-        self.tls = tls_context(verify)  # for file transfers outside httpx (core.fetchers)
+        self._verify = verify
         retrier = Retrier(policy=retry or RetryPolicy())
         if sleep is not None:
             retrier.sleep = sleep
@@ -264,6 +265,12 @@ class FarmClient:
             headers={"Content-Type": "text/plain; charset=utf-8"},
             want_json=False,
         )
+
+    @functools.cached_property
+    def tls(self) -> ssl.SSLContext:
+        """For file transfers outside httpx (core.fetchers); made on first use, since
+        loading the CA certificates takes a noticeable time at start-up."""
+        return tls_context(self._verify)
 
     # -- plumbing --------------------------------------------------------------------------
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from .models import Download, RemoteFile
 from .paths import UnsafePath
@@ -107,6 +108,32 @@ def output_dir_problem(output_dir: str) -> str | None:
     return None
 
 
+def _real_path(
+    root_real: Path, parts: tuple[str, ...], walked: dict[tuple[str, ...], tuple[Path, bool]]
+) -> Path:
+    """What `root_real / parts` resolves to, following the symlinks on the way.
+
+    Like Path.resolve(), but one lstat per path component under the root, each done once
+    per Download (`walked` remembers them), not one per component of the whole path per
+    file; nothing below a component that does not exist yet is looked up.
+    """
+    real, exists = root_real, True
+    for depth in range(1, len(parts) + 1):
+        known = walked.get(parts[:depth])
+        if known is not None:
+            real, exists = known
+            continue
+        real = real / parts[depth - 1]
+        if exists:
+            try:
+                if stat.S_ISLNK(os.lstat(real).st_mode):
+                    real = real.resolve()
+            except OSError:
+                exists = False
+        walked[parts[:depth]] = (real, exists)
+    return real
+
+
 def plan_files(download: Download, root: Path) -> list[tuple[RemoteFile, Path]]:
     """Each file with its destination; raises UnsafePath if any would escape `root`.
 
@@ -115,11 +142,12 @@ def plan_files(download: Download, root: Path) -> list[tuple[RemoteFile, Path]]:
     two files of one Download that land on the same path.
     """
     root_real = root.expanduser().resolve()
+    walked: dict[tuple[str, ...], tuple[Path, bool]] = {}
     seen: dict[str, str] = {}
     planned = []
     for remote in download.files:
         dest = root / remote.relative_path
-        real = dest.resolve()
+        real = _real_path(root_real, PurePath(remote.relative_path).parts, walked)
         if real != root_real and root_real not in real.parents:
             raise UnsafePath(
                 f"{remote.relative_path!r} leads outside {root} through a symbolic link"

@@ -63,6 +63,15 @@ class DiskGuard:
             need += max(0, remote.size - partial_size(dest, remote))
         return need
 
+    def reserve_for(self, directory: Path, files: list[tuple[RemoteFile, Path]]) -> Reservation:
+        """Reserve room for these files. Most of the time the disk has room for all of
+        them; only when it has not are the files on disk looked at (a stat per file) to
+        count what is really still to write."""
+        try:
+            return self.reserve(directory, sum(remote.size for remote, _ in files))
+        except WaitForDisk:
+            return self.reserve(directory, self.still_needed(files))
+
     def reserve(self, directory: Path, need: int) -> Reservation:
         """Reserve `need` bytes on the filesystem of `directory`, or raise WaitForDisk."""
         where = existing_ancestor(directory)

@@ -51,6 +51,7 @@ from .jobspec import JobSpec
 from .journal import Journal
 from .models import Download, RejectedDownload, RemoteFile
 from .pending import PendingQueue, QueuedDownload
+from .reporter import Report, Reporter
 from .snapshot import (
     ActiveView,
     EngineSnapshot,
@@ -201,13 +202,14 @@ class Engine:
         self.client = client
         self.config = config
         self.bus = EventBus()
+        self.reporter = Reporter(self._deliver)
         self.queue = PendingQueue()
         self.policy = DestinationPolicy(
             output=config.output, fallback=config.fallback_dir, path_map=config.path_map
         )
         self.disk = DiskGuard(config.disk_margin, config.free_space)
         self.throttle = TokenBucket(config.max_bandwidth)
-        self.fetcher = Fetcher(client.http, client.tls)
+        self.fetcher = Fetcher(client.http, lambda: client.tls)
         self.journal = Journal(config.journal) if config.journal else None
         self.hook = JobDoneHook(config.on_job_done) if config.on_job_done else None
         self.stop_event = threading.Event()
@@ -321,7 +323,9 @@ class Engine:
         for item in stragglers:
             # Its partial temp files stay: the next run resumes them.
             log.warning("%s did not stop in time; releasing it", item.download.label)
-        self._release_all([*stragglers, *self.queue.drain(), *held], left())
+        for item in [*stragglers, *self.queue.drain(), *held]:
+            self.report(item, "pending", 0, closing=True, quick=True)
+        self.reporter.close(left())
         code = self.exit_code
         self.publish(EngineStopped(exit_code=code, reason=self._stop_reason))
         self.bus.close()
@@ -330,26 +334,6 @@ class Engine:
         if self.journal is not None:
             self.journal.close()
         return code
-
-    def _release_all(self, items: list[QueuedDownload], timeout: float) -> None:
-        """Report every item `pending`, in parallel, for at most `timeout` seconds: a farm
-        that does not answer must not hold the exit (the threads are daemons; what did
-        not get through is left to the farm's lease timeout)."""
-        threads = [
-            threading.Thread(
-                target=self.report,
-                args=(item, "pending", 0),
-                kwargs={"closing": True, "quick": True},
-                name="release",
-                daemon=True,
-            )
-            for item in items
-        ]
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + timeout
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
 
     @property
     def exit_code(self) -> int:
@@ -781,7 +765,7 @@ class Engine:
             return
         self._verified[str(dest)] = (st.st_size, st.st_mtime_ns, st.st_ino, remote.md5)
         if self.journal is not None:
-            self.journal.record_verified(dest, remote.md5)
+            self.journal.record_verified(dest, remote.md5, st)
 
     def journal_md5(self, dest: Path) -> str | None:
         """The md5 the journal holds for an unchanged `dest` (None: hash it)."""
@@ -1159,12 +1143,14 @@ class Engine:
         closing: bool = False,
         force: bool = False,
         quick: bool = False,
+        delay: float = 0.0,
     ) -> None:
         """Tell the farm a Download's status; `closing` ends our claim (no more heartbeats).
 
-        Reports for one Download are serialized, so a heartbeat can never land after the
-        final `downloaded`. A `pending` is sent only for a Download the farm thinks is ours,
-        unless `force`.
+        The report is queued (see Reporter); reports for one Download are queued under its
+        lock and sent in that order, so a heartbeat can never land after the final
+        `downloaded`. A `pending` is sent only for a Download the farm thinks is ours,
+        unless `force`. A `delay` lets a newer report about it take this one's place.
         """
         if not self.config.reporting:
             return
@@ -1175,20 +1161,16 @@ class Engine:
                 item.leased = item.claimed = True
             elif closing:
                 item.leased = False
-            self._report_raw(item.download_id, status, done, item.download.size, quick=quick)
+            self._report_raw(
+                item.download_id, status, done, item.download.size, quick=quick, delay=delay
+            )
 
     def heartbeat(self, item: QueuedDownload, done: int) -> None:
-        # A report for this Download is under way (a worker's, maybe retrying): that one
-        # renews the lease; waiting for it would stall every other heartbeat.
-        if not item.report_lock.acquire(blocking=False):
-            return
-        try:
+        with item.report_lock:
             if item.leased:
                 self._report_raw(
                     item.download_id, "downloading", done, item.download.size, quick=True
                 )
-        finally:
-            item.report_lock.release()
 
     def leased_items(self) -> list[tuple[QueuedDownload, int]]:
         """Every Download whose lease is ours to keep: running, queued, or held."""
@@ -1219,24 +1201,43 @@ class Engine:
         self.report(item, "pending", 0, closing=True, quick=True)
 
     def _report_raw(
-        self, download_id: str, status: str, done: int, total: int, *, quick: bool = False
+        self,
+        download_id: str,
+        status: str,
+        done: int,
+        total: int,
+        *,
+        quick: bool = False,
+        delay: float = 0.0,
     ) -> None:
-        try:
-            self.client.report_status(
-                download_id, status, bytes_downloaded=done, bytes_to_download=total, quick=quick
-            )
-        except AuthError as exc:
-            self.fatal(exc)
-        except CdlError as exc:
-            log.warning("could not report %s %s: %s", download_id, status, exc)
+        """Queue a status report (see Reporter: sent in the background, in order)."""
+        not_before = time.monotonic() + delay if delay else 0.0
+        self.reporter.submit(
+            Report(download_id, "status", status, done, total, quick, not_before=not_before)
+        )
 
     def _report_fail(self, download_id: str, reason: str) -> None:
+        self.reporter.submit(Report(download_id, "fail", message=reason))
+
+    def _deliver(self, report: Report) -> None:
+        """Send one report (on a reporter thread); errors are logged, a refused key ends
+        the run."""
         try:
-            self.client.report_fail(download_id, reason)
+            if report.kind == "fail":
+                self.client.report_fail(report.download_id, report.message)
+            else:
+                self.client.report_status(
+                    report.download_id,
+                    report.status,
+                    bytes_downloaded=report.done,
+                    bytes_to_download=report.total,
+                    quick=report.quick,
+                )
         except AuthError as exc:
             self.fatal(exc)
         except CdlError as exc:
-            log.warning("could not report the failure of %s: %s", download_id, exc)
+            what = "the failure" if report.kind == "fail" else report.status
+            log.warning("could not report %s of %s: %s", what, report.download_id, exc)
 
     # -- workers ---------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import queue
 import ssl
 import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -67,9 +67,11 @@ class _StdlibBody:
 class _Connections:
     """Kept-alive http.client connections, one set per thread (they are not thread-safe)."""
 
-    def __init__(self, tls: ssl.SSLContext, timeout: float) -> None:
+    def __init__(self, tls: Callable[[], ssl.SSLContext], timeout: float) -> None:
         self._local = threading.local()
-        self._tls = tls
+        self._make_tls = tls  # called on the first https URL (loading CAs takes time)
+        self._tls: ssl.SSLContext | None = None
+        self._tls_lock = threading.Lock()
         self._timeout = timeout
 
     def _idle(self) -> dict[tuple, http.client.HTTPConnection]:
@@ -110,6 +112,9 @@ class _Connections:
 
     def _connect(self, parts) -> http.client.HTTPConnection:
         if parts.scheme == "https":
+            with self._tls_lock:
+                if self._tls is None:
+                    self._tls = self._make_tls()
             return http.client.HTTPSConnection(
                 parts.hostname, parts.port, timeout=self._timeout, context=self._tls
             )
@@ -148,17 +153,27 @@ class Fetcher:
     """Opens file bodies. Errors are those of http.client/ssl/OSError or httpx."""
 
     def __init__(
-        self, http: httpx.Client, tls: ssl.SSLContext | None = None, timeout: float = 60.0
+        self,
+        http: httpx.Client,
+        tls: Callable[[], ssl.SSLContext] = ssl.create_default_context,
+        timeout: float = 60.0,
     ) -> None:
         self.http = http
-        self._connections = _Connections(tls or ssl.create_default_context(), timeout)
+        self._connections = _Connections(tls, timeout)
         self._proxies = urllib.request.getproxies()
+        self._proxied_hosts: dict[tuple[str, str], bool] = {}
 
     def _proxied(self, url: str) -> bool:
         parts = urlsplit(url)
-        if parts.scheme not in self._proxies and "all" not in self._proxies:
-            return False
-        return not urllib.request.proxy_bypass(parts.hostname or "")
+        key = (parts.scheme, parts.hostname or "")
+        proxied = self._proxied_hosts.get(key)
+        if proxied is None:
+            if parts.scheme not in self._proxies and "all" not in self._proxies:
+                proxied = False
+            else:
+                proxied = not urllib.request.proxy_bypass(parts.hostname or "")
+            self._proxied_hosts[key] = proxied
+        return proxied
 
     def open(self, url: str, headers: dict[str, str]) -> BodySource:
         if self._proxied(url):

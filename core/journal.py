@@ -16,6 +16,7 @@ and rebuilt, with a warning: the cache is an optimisation, never a reason to sto
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -28,6 +29,7 @@ from .states import Outcome
 log = logging.getLogger("cdl.journal")
 
 JOURNAL_NAME = "journal.sqlite"
+WRITE_PAUSE = 0.2  # seconds between two write transactions
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS verified (
     path        TEXT PRIMARY KEY,
@@ -57,11 +59,13 @@ CREATE INDEX IF NOT EXISTS history_by_job ON history (job_id, kind, finished_at)
 _STOP = object()
 
 
-def stat_key(path: Path) -> tuple[int, int, int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
+def stat_key(path: Path, st: os.stat_result | None = None) -> tuple[int, int, int, int] | None:
+    """What identifies an unchanged file; `st` if the caller has stat()ed it already."""
+    if st is None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
     return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
 
 
@@ -140,8 +144,8 @@ class Journal:
         self.hits += 1
         return row[4]
 
-    def record_verified(self, path: Path, md5: str) -> None:
-        key = stat_key(path)
+    def record_verified(self, path: Path, md5: str, st: os.stat_result | None = None) -> None:
+        key = stat_key(path, st)
         if key is not None:
             self._queue.put(("verified", (str(path), *key, md5, time.time())))
 
@@ -234,6 +238,10 @@ class Journal:
             if stop:
                 conn.close()
                 return
+            if not waiters:
+                # Let records gather: one transaction per batch, not one per file. The
+                # journal is a cache; a crash loses at most this much of it.
+                time.sleep(WRITE_PAUSE)
 
     @staticmethod
     def _apply(conn: sqlite3.Connection, writes: list) -> None:

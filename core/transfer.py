@@ -43,6 +43,7 @@ HASH_BLOCK = 4 << 20
 # ones are cheaper to fetch again than to leave lying around.
 RESUME_MIN = 1 << 20
 MIN_STEP = 64 << 10  # the smallest read of a body
+SMALL_BODY = 256 << 10  # read in one go (each read costs a syscall and a GIL hand-off)
 TEMP_MARK = ".cdl-"
 TEMP_SUFFIX = ".part"
 ETAG_SUFFIX = ".part.etag"
@@ -223,11 +224,7 @@ def destination_lock(dest: Path, remote: RemoteFile) -> Iterator[None]:
             if exc.errno in (errno.EACCES, errno.EAGAIN, errno.EWOULDBLOCK):
                 raise DestinationBusy(f"another process is writing {dest}") from None
             raise
-        try:
-            same = os.fstat(fd).st_ino == path.stat().st_ino
-        except OSError:
-            same = False
-        if not same:  # the holder before us removed it: lock the current file instead
+        if os.fstat(fd).st_nlink == 0:  # the holder before us removed it: take a new one
             os.close(fd)
             continue
         try:
@@ -261,21 +258,20 @@ def fetch_file(
 ) -> int:
     """Download `remote` to `dest`, verified; returns the offset it resumed from.
 
+    `dest.parent` must exist. The rename is durable once the caller has called
+    `sync_dir(dest.parent)` (once per folder, after its files are in place).
     Raises TransferError, StopRequested (partial kept or removed as it says) or
     DestinationBusy.
     """
-    make_dirs(dest.parent, permissions)
     with destination_lock(dest, remote):
-        transfer = _Transfer(fetcher, remote, dest, progress or Progress())
+        transfer = _Transfer(fetcher, remote, dest, progress or Progress(), permissions)
         try:
             transfer.run()
-            temp = transfer.temp
-            _apply_mode(temp, permissions.file_mode, permissions.group)
             maybe_fail("rename", TransferError)
-            temp.replace(dest)
-            _fsync_dir(dest.parent)
-            with contextlib.suppress(OSError):
-                transfer.etag_file.unlink()
+            transfer.temp.replace(dest)
+            if transfer.etag_written:
+                with contextlib.suppress(OSError):
+                    transfer.etag_file.unlink()
             return transfer.resumed_from
         except StopRequested as stop:
             if not stop.keep_partial or partial_size(dest, remote) < RESUME_MIN:
@@ -305,9 +301,15 @@ class _Transfer:
     """One try at one file: resume what is on disk, fetch the rest, check it all."""
 
     def __init__(
-        self, fetcher: Fetcher, remote: RemoteFile, dest: Path, progress: Progress
+        self,
+        fetcher: Fetcher,
+        remote: RemoteFile,
+        dest: Path,
+        progress: Progress,
+        permissions: Permissions,
     ) -> None:
         self.fetcher = fetcher
+        self.permissions = permissions
         self.remote = remote
         self.dest = dest
         self.progress = progress
@@ -317,6 +319,7 @@ class _Transfer:
         self.offset = 0  # bytes already in the temp file (and in the digest)
         self.resumed_from = 0
         self.received = 0
+        self.etag_written = False
         self._step = MIN_STEP  # bytes per read; adapts to the link (see _fill)
 
     def run(self) -> None:
@@ -328,9 +331,11 @@ class _Transfer:
         complete = False
         try:
             if self._accept(body):
-                if etag := body.header("etag"):
+                # Kept for a resume: worth it for files a cut would cost much to fetch again.
+                if self.remote.size >= RESUME_MIN and (etag := body.header("etag")):
                     with contextlib.suppress(OSError):
                         self.etag_file.write_text(etag, encoding="ascii")
+                        self.etag_written = True
                 self._append(body)
             complete = True
         finally:
@@ -390,14 +395,20 @@ class _Transfer:
 
     def _append(self, body: BodySource) -> None:
         flags = os.O_WRONLY | os.O_CREAT | (0 if self.offset else os.O_TRUNC)
+        mode, group = self.permissions.file_mode, self.permissions.group
         try:
-            fd = os.open(self.temp, flags, 0o600)
+            fd = os.open(self.temp, flags, mode)
         except OSError as exc:
             raise _write_error(exc, self.temp) from None
         try:
-            os.lseek(fd, self.offset, os.SEEK_SET)
-            os.ftruncate(fd, self.offset)
+            if self.offset:
+                os.lseek(fd, self.offset, os.SEEK_SET)
+                os.ftruncate(fd, self.offset)
             self._copy(body, fd)
+            os.fchmod(fd, mode)  # open() honoured the umask; the mode is set exactly
+            if group is not None:
+                with contextlib.suppress(OSError):
+                    os.fchown(fd, -1, group)
             os.fsync(fd)  # what is kept must be on disk, for a resume or the rename
         except OSError as exc:
             raise _write_error(exc, self.temp) from None
@@ -408,6 +419,8 @@ class _Transfer:
         """Read the body into 1 MiB buffers, write each, hash it (in the helper thread for
         big bodies, so reading and hashing overlap)."""
         remote = self.remote
+        if remote.size - self.offset <= SMALL_BODY:
+            self._step = SMALL_BODY
         pipeline = HashPipeline.for_this_thread()
         pipelined = remote.size - self.offset >= PIPELINE_MIN
         if pipelined:
@@ -491,8 +504,8 @@ def _range_start(body: BodySource) -> int | None:
     return int(match[1]) if match else None
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename durable (a crash right after must not lose it)."""
+def sync_dir(directory: Path) -> None:
+    """Make the renames into `directory` durable (a crash must not lose them)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:

@@ -1,0 +1,136 @@
+"""Status reports to the farm, sent in the background, in order, newest first to go.
+
+A worker must not wait for the farm to acknowledge `downloading` before it fetches, nor
+for `downloaded` before it takes the next Download: on a farm a few milliseconds away that
+wait was a third of the time of a small-file job (see bench/). So reports are queued here
+and sent by a few sender threads, with two rules:
+
+- reports about one Download go out one at a time, in the order they were made, so a
+  heartbeat can never land after the final `downloaded`;
+- a report still waiting in the queue is replaced by a newer one about the same Download
+  (the farm only needs to know the latest state). A Download fetched faster than the
+  queue drains is reported once, `downloaded`; a heartbeat round never piles up behind a
+  slow farm.
+
+A worker's first `downloading` may also wait a moment (`not_before`) for that reason: a
+Download done within it is reported once, `downloaded`, which halves the requests of a
+job of small tasks. Heartbeats and final reports go at once.
+
+`flush()` waits until everything queued has been sent (or given up): shutdown uses it,
+bounded, so a farm that does not answer cannot hold the exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+log = logging.getLogger("cdl.reporter")
+
+SENDERS = 4  # enough to keep heartbeats flowing to a farm with a long round trip
+
+
+@dataclass(frozen=True)
+class Report:
+    download_id: str
+    kind: str  # "status" or "fail"
+    status: str = ""  # for "status": downloading, downloaded or pending
+    done: int = 0
+    total: int = 0
+    quick: bool = False
+    message: str = ""  # for "fail"
+    not_before: float = 0.0  # time.monotonic() before which it is not sent
+
+
+class Reporter:
+    """Queue of reports; `send` delivers one and must not raise (it logs its errors)."""
+
+    def __init__(self, send: Callable[[Report], None], senders: int = SENDERS) -> None:
+        self._send = send
+        self._cond = threading.Condition()
+        # (download_id, kind) -> the newest report not yet sent. A `fail` and a status of
+        # one Download are separate entries: the one does not replace the other.
+        self._waiting: OrderedDict[tuple[str, str], Report] = OrderedDict()
+        self._busy: set[str] = set()  # Downloads with a report being sent right now
+        self._closed = False
+        self._hurry = False  # flushing: what waits for its time goes now
+        self._senders = [
+            threading.Thread(target=self._run, name=f"reporter-{n}", daemon=True)
+            for n in range(senders)
+        ]
+        self._started = False
+
+    def submit(self, report: Report) -> None:
+        with self._cond:
+            if not self._started:
+                self._started = True
+                for thread in self._senders:
+                    thread.start()
+            # A newer report replaces a waiting one and keeps its place in the line.
+            self._waiting[(report.download_id, report.kind)] = report
+            self._cond.notify()
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._waiting) + len(self._busy)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every queued report is sent; False if `timeout` ran out first."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._hurry = True
+            self._cond.notify_all()
+            try:
+                while self._waiting or self._busy:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._cond.wait(left)
+                return True
+            finally:
+                self._hurry = False
+
+    def close(self, timeout: float) -> None:
+        """Send what is queued (for at most `timeout` seconds), then stop the senders.
+        What did not get through is left to the farm's lease timeout."""
+        if not self.flush(timeout):
+            with self._cond:
+                left = len(self._waiting) + len(self._busy)
+            log.warning("%d status reports were not sent before the exit", left)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _next(self) -> Report | None:
+        """The oldest report whose Download has none in flight (waits for one)."""
+        with self._cond:
+            while True:
+                if self._closed:
+                    return None
+                now = time.monotonic()
+                soonest = None
+                for key, report in self._waiting.items():
+                    if report.download_id in self._busy:
+                        continue
+                    if report.not_before > now and not self._hurry:
+                        soonest = min(soonest or report.not_before, report.not_before)
+                        continue
+                    del self._waiting[key]
+                    self._busy.add(report.download_id)
+                    return report
+                self._cond.wait(None if soonest is None else soonest - now)
+
+    def _run(self) -> None:
+        while (report := self._next()) is not None:
+            try:
+                self._send(report)
+            except Exception:  # send() logs its own errors; this is a bug
+                log.exception("sending %s failed", report)
+            finally:
+                with self._cond:
+                    self._busy.discard(report.download_id)
+                    self._cond.notify_all()

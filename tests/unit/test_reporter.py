@@ -1,0 +1,113 @@
+"""The background status reporter: order per Download, newest report wins, bounded flush."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from cdl_tui.core.reporter import Report, Reporter
+
+
+def status(download_id: str, state: str, **kw) -> Report:
+    return Report(download_id, "status", state, **kw)
+
+
+class Recorder:
+    def __init__(self, hold: threading.Event | None = None) -> None:
+        self.sent: list[tuple[str, str]] = []
+        self.hold = hold
+        self.lock = threading.Lock()
+
+    def __call__(self, report: Report) -> None:
+        if self.hold is not None:
+            self.hold.wait(5)
+        with self.lock:
+            self.sent.append((report.download_id, report.status or report.kind))
+
+
+def test_every_report_is_sent_and_flush_waits_for_them():
+    sent = Recorder()
+    reporter = Reporter(sent)
+    for n in range(50):
+        reporter.submit(status(f"d{n}", "downloaded"))
+    assert reporter.flush(5)
+    assert sorted(sent.sent) == sorted((f"d{n}", "downloaded") for n in range(50))
+    assert reporter.pending() == 0
+
+
+def test_a_waiting_report_is_replaced_by_a_newer_one_about_the_same_download():
+    gate = threading.Event()
+    sent = Recorder(hold=gate)
+    reporter = Reporter(sent, senders=1)
+    reporter.submit(status("busy", "downloading"))  # occupies the only sender
+    time.sleep(0.1)
+    reporter.submit(status("d1", "downloading"))
+    reporter.submit(status("d1", "downloaded"))
+    gate.set()
+    assert reporter.flush(5)
+    assert sent.sent == [("busy", "downloading"), ("d1", "downloaded")]
+
+
+def test_reports_about_one_download_never_overtake_each_other():
+    gate = threading.Event()
+    sent = Recorder(hold=gate)
+    reporter = Reporter(sent, senders=4)
+    reporter.submit(status("d1", "downloading"))
+    time.sleep(0.1)  # in flight, held
+    reporter.submit(status("d1", "downloaded"))  # must wait although senders are free
+    time.sleep(0.1)
+    assert sent.sent == []
+    gate.set()
+    assert reporter.flush(5)
+    assert sent.sent == [("d1", "downloading"), ("d1", "downloaded")]
+
+
+def test_a_fail_report_is_not_replaced_by_a_status():
+    sent = Recorder(hold=threading.Event())
+    reporter = Reporter(sent, senders=1)
+    reporter.submit(Report("d1", "fail", message="md5 mismatch"))
+    reporter.submit(status("d1", "pending"))
+    sent.hold.set()
+    assert reporter.flush(5)
+    assert sent.sent == [("d1", "fail"), ("d1", "pending")]
+
+
+def test_a_delayed_claim_waits_and_a_final_report_takes_its_place():
+    sent = Recorder()
+    reporter = Reporter(sent)
+    reporter.submit(status("d1", "downloading", not_before=time.monotonic() + 5))
+    time.sleep(0.2)
+    assert sent.sent == []  # still waiting for its time
+    reporter.submit(status("d1", "downloaded"))
+    assert reporter.flush(5)
+    assert sent.sent == [("d1", "downloaded")]
+
+
+def test_a_delayed_claim_is_sent_when_its_time_comes():
+    sent = Recorder()
+    reporter = Reporter(sent)
+    reporter.submit(status("d1", "downloading", not_before=time.monotonic() + 0.2))
+    deadline = time.monotonic() + 5
+    while not sent.sent and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sent.sent == [("d1", "downloading")]
+
+
+def test_flush_sends_delayed_reports_at_once():
+    sent = Recorder()
+    reporter = Reporter(sent)
+    reporter.submit(status("d1", "downloading", not_before=time.monotonic() + 60))
+    started = time.monotonic()
+    assert reporter.flush(5)
+    assert time.monotonic() - started < 2
+    assert sent.sent == [("d1", "downloading")]
+
+
+def test_close_gives_up_on_a_farm_that_does_not_answer():
+    stuck = threading.Event()  # never set: the send hangs
+    reporter = Reporter(Recorder(hold=stuck), senders=1)
+    reporter.submit(status("d1", "pending"))
+    started = time.monotonic()
+    reporter.close(0.3)
+    assert time.monotonic() - started < 2
+    stuck.set()
