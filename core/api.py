@@ -144,6 +144,9 @@ class FarmClient:
             retrier.sleep = sleep
         self._retrier = retrier
         self._quick_retrier = Retrier(policy=QUICK_RETRY, sleep=retrier.sleep)
+        # Reports have their own: a stop ends the retries of listings, not of reports.
+        self._report_retrier = Retrier(policy=retrier.policy, sleep=retrier.sleep)
+        self._quick_report_retrier = Retrier(policy=QUICK_RETRY, sleep=retrier.sleep)
         self._tokens: TokenSource
         if isinstance(credentials, BearerToken):
             self._tokens = StaticToken(credentials)
@@ -152,14 +155,13 @@ class FarmClient:
         self._credential_text = self._tokens.describe()  # type: ignore[attr-defined]
 
     def stop_waiting_on(self, event: threading.Event) -> None:
-        """Make retry pauses end (and give up) as soon as `event` is set, e.g. on stop."""
+        """Make retry pauses end (and give up) as soon as `event` is set, e.g. on stop.
+        Status and fail reports are not affected: see `stop_reports_on`."""
+        self._retrier.sleep = self._quick_retrier.sleep = _pause_until(event)
 
-        def pause(seconds: float) -> None:
-            if event.wait(seconds):
-                raise TransientError("stopping: no more retries")
-
-        self._retrier.sleep = pause
-        self._quick_retrier.sleep = pause
+    def stop_reports_on(self, event: threading.Event) -> None:
+        """The same for status and fail reports, e.g. when the time to exit has run out."""
+        self._report_retrier.sleep = self._quick_report_retrier.sleep = _pause_until(event)
 
     @property
     def http(self) -> httpx.Client:
@@ -254,6 +256,7 @@ class FarmClient:
             json=payload,
             want_json=False,
             quick=quick,
+            report=True,
         )
 
     def report_fail(self, download_id: str, message: str) -> None:
@@ -264,6 +267,7 @@ class FarmClient:
             content=message.encode("utf-8", "replace"),
             headers={"Content-Type": "text/plain; charset=utf-8"},
             want_json=False,
+            report=True,
         )
 
     @functools.cached_property
@@ -286,6 +290,7 @@ class FarmClient:
         headers: dict[str, str] | None = None,
         want_json: bool = True,
         quick: bool = False,
+        report: bool = False,
     ) -> Any:
         url = self.base_url + path
         renewed = False
@@ -313,7 +318,11 @@ class FarmClient:
                     continue
                 return _interpret(response, what, self._credential_text, want_json)
 
-        return (self._quick_retrier if quick else self._retrier).call(attempt)
+        if report:
+            retrier = self._quick_report_retrier if quick else self._report_retrier
+        else:
+            retrier = self._quick_retrier if quick else self._retrier
+        return retrier.call(attempt)
 
     def _send(self, what: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
         maybe_fail("api", lambda text: TransientError(f"{what}: {text}"))
@@ -339,6 +348,16 @@ class FarmClient:
             return _interpret(response, what, self._credential_text, want_json=True)
 
         return self._retrier.call(attempt)
+
+
+def _pause_until(event: threading.Event) -> Callable[[float], None]:
+    """A retry pause that ends, giving up, as soon as `event` is set."""
+
+    def pause(seconds: float) -> None:
+        if event.wait(seconds):
+            raise TransientError("stopping: no more retries")
+
+    return pause
 
 
 def _interpret(response: httpx.Response, what: str, credential_text: str, want_json: bool) -> Any:

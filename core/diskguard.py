@@ -64,22 +64,27 @@ class DiskGuard:
         return need
 
     def reserve_for(self, directory: Path, files: list[tuple[RemoteFile, Path]]) -> Reservation:
-        """Reserve room for these files. Most of the time the disk has room for all of
-        them; only when it has not are the files on disk looked at (a stat per file) to
-        count what is really still to write."""
+        """Reserve room for these files.
+
+        Most of the time the disk has room for all of them twice over: then their full
+        size is reserved without looking at the files (a stat per file). Only when room is
+        tighter are the files on disk counted, so that a re-run verifying files already in
+        place does not hold room other Downloads need."""
+        total = sum(remote.size for remote, _ in files)
         try:
-            return self.reserve(directory, sum(remote.size for remote, _ in files))
+            return self.reserve(directory, total, slack=total)
         except WaitForDisk:
             return self.reserve(directory, self.still_needed(files))
 
-    def reserve(self, directory: Path, need: int) -> Reservation:
-        """Reserve `need` bytes on the filesystem of `directory`, or raise WaitForDisk."""
+    def reserve(self, directory: Path, need: int, slack: int = 0) -> Reservation:
+        """Reserve `need` bytes on the filesystem of `directory`, or raise WaitForDisk.
+        `slack` more bytes must be free too, but are not reserved."""
         where = existing_ancestor(directory)
         device = where.stat().st_dev
         free = self.probe(where)
         with self._lock:
             taken = self._reserved.get(device, 0)
-            if need and free - taken < need + self.margin:
+            if need and free - taken < need + slack + self.margin:
                 raise WaitForDisk(
                     f"needs {need} bytes (+{self.margin} margin) on {where}, "
                     f"{max(0, free - taken)} free"

@@ -133,6 +133,8 @@ class DownloadRun:
         started = time.monotonic()
         self._checkpoint()
         if engine.restore_settled(active, afile):
+            # Renamed by an earlier attempt of this Download, which failed before syncing.
+            self._renamed_into.add(dest.parent)
             return
         engine.set_file_state(active, afile, FileState.PREPARING)
         if dest.parent not in self._made_dirs:

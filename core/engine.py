@@ -250,6 +250,7 @@ class Engine:
 
     def start(self) -> None:
         self.client.stop_waiting_on(self.stop_event)
+        self.client.stop_reports_on(self.reporter.gave_up)
         self._started_at = time.time()
         self._started = time.monotonic()
         roots = [p for p in (self.config.output, self.config.fallback_dir) if p is not None]

@@ -17,7 +17,10 @@ Download done within it is reported once, `downloaded`, which halves the request
 job of small tasks. Heartbeats and final reports go at once.
 
 `flush()` waits until everything queued has been sent (or given up): shutdown uses it,
-bounded, so a farm that does not answer cannot hold the exit.
+bounded, so a farm that does not answer cannot hold the exit. `close()` adds senders for
+the releases an exit queues at once, and sets `gave_up` when its time runs out, so that
+the retries of reports still in flight end too (the engine's stop does not end them: the
+last `downloaded` of a run is worth its retries).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from dataclasses import dataclass
 log = logging.getLogger("cdl.reporter")
 
 SENDERS = 4  # enough to keep heartbeats flowing to a farm with a long round trip
+CLOSING_SENDERS = 16  # at exit: releases of every queued Download go out together
 
 
 @dataclass(frozen=True)
@@ -58,20 +62,30 @@ class Reporter:
         self._busy: set[str] = set()  # Downloads with a report being sent right now
         self._closed = False
         self._hurry = False  # flushing: what waits for its time goes now
-        self._senders = [
-            threading.Thread(target=self._run, name=f"reporter-{n}", daemon=True)
-            for n in range(senders)
-        ]
+        self._senders: list[threading.Thread] = []
+        for _ in range(senders):
+            self._senders.append(self._sender())
         self._started = False
+        self.gave_up = threading.Event()  # set when close() ran out of time
+
+    def _sender(self) -> threading.Thread:
+        name = f"reporter-{len(self._senders)}"
+        return threading.Thread(target=self._run, name=name, daemon=True)
 
     def submit(self, report: Report) -> None:
         with self._cond:
+            if self._closed:
+                log.warning("status report after the exit not sent: %s", report)
+                return
             if not self._started:
                 self._started = True
                 for thread in self._senders:
                     thread.start()
-            # A newer report replaces a waiting one and keeps its place in the line.
-            self._waiting[(report.download_id, report.kind)] = report
+            # A newer report replaces a waiting one and goes to the back of the line: what
+            # was queued meanwhile (a `fail` after a delayed claim) goes first.
+            key = (report.download_id, report.kind)
+            self._waiting[key] = report
+            self._waiting.move_to_end(key)
             self._cond.notify()
 
     def pending(self) -> int:
@@ -97,7 +111,15 @@ class Reporter:
     def close(self, timeout: float) -> None:
         """Send what is queued (for at most `timeout` seconds), then stop the senders.
         What did not get through is left to the farm's lease timeout."""
+        with self._cond:
+            extra = min(len(self._waiting), CLOSING_SENDERS) - len(self._senders)
+            if self._started:
+                for _ in range(max(0, extra)):
+                    thread = self._sender()
+                    self._senders.append(thread)
+                    thread.start()
         if not self.flush(timeout):
+            self.gave_up.set()
             with self._cond:
                 left = len(self._waiting) + len(self._busy)
             log.warning("%d status reports were not sent before the exit", left)

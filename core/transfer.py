@@ -224,7 +224,14 @@ def destination_lock(dest: Path, remote: RemoteFile) -> Iterator[None]:
             if exc.errno in (errno.EACCES, errno.EAGAIN, errno.EWOULDBLOCK):
                 raise DestinationBusy(f"another process is writing {dest}") from None
             raise
-        if os.fstat(fd).st_nlink == 0:  # the holder before us removed it: take a new one
+        # The holder before us may have removed the file we opened: then our lock guards
+        # nothing and we take a new one. Compared by inode, not by link count: NFS keeps a
+        # removed file open under a ".nfsXXXX" name, still linked.
+        try:
+            same = os.fstat(fd).st_ino == path.stat().st_ino
+        except OSError:
+            same = False
+        if not same:
             os.close(fd)
             continue
         try:
@@ -330,7 +337,10 @@ class _Transfer:
             raise _network_error(exc, 0) from None
         complete = False
         try:
-            if self._accept(body):
+            if not self._accept(body):
+                # Every byte was on disk already: the mode is still ours to set.
+                _apply_mode(self.temp, self.permissions.file_mode, self.permissions.group)
+            else:
                 # Kept for a resume: worth it for files a cut would cost much to fetch again.
                 if self.remote.size >= RESUME_MIN and (etag := body.header("etag")):
                     with contextlib.suppress(OSError):

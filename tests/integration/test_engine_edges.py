@@ -5,7 +5,12 @@ import os
 import signal
 import time
 
+from cdl_tui.core.api import FarmClient
+from cdl_tui.core.credentials import credentials_from_text
 from cdl_tui.core.destination import output_dir_problem
+from cdl_tui.core.engine import Engine, EngineConfig
+from cdl_tui.core.jobspec import parse_job_specs
+from cdl_tui.core.retry import RetryPolicy
 
 from .conftest import farm_files, files_on_disk, wait_for
 
@@ -135,9 +140,7 @@ def test_shutdown_is_bounded_when_the_farm_freezes(start_farm, make_engine, tmp_
 
 def test_a_listing_that_always_fails_ends_an_exit_when_done_run(start_farm, make_engine, tmp_path):
     farm = start_farm(jobs=1, tasks=2)
-    engine = make_engine(
-        farm, tmp_path, jobs=["99999:1-2x0"] if False else ["99999"], exit_when_done=True
-    )
+    engine = make_engine(farm, tmp_path, jobs=["99999"], exit_when_done=True)
     assert run_to_end(engine) == 1
     assert "not found" in next(t.error for t in engine.trackers() if t.job_id == "99999")
 
@@ -159,3 +162,26 @@ def test_a_skipped_file_is_counted_once_across_attempts(start_farm, make_engine,
     )
     assert run_to_end(engine) == 1
     assert engine.snapshot().totals.files_skipped == 1
+
+
+def test_the_last_downloaded_report_is_retried_after_the_run_ends(start_farm, tmp_path):
+    # --exit-when-done stops the engine right after the last Download is done, while its
+    # `downloaded` report may still be on its way: a farm error then must be retried, not
+    # given up because the engine is stopping (the farm would keep it pending).
+    farm = start_farm("--faults", "api500=0.5,seed=4", jobs=1, tasks=6, files=1)
+    patient = RetryPolicy(max_attempts=20, base_delay=0.01, max_delay=0.1)
+    client = FarmClient(farm.url, credentials_from_text(farm.token, "test"), retry=patient)
+    config = EngineConfig(
+        jobs=tuple(parse_job_specs(farm.job_ids)),
+        output=tmp_path,
+        threads=2,
+        exit_when_done=True,
+        history_size=None,
+    )
+    engine = Engine(client, config)
+    try:
+        assert run_to_end(engine) == 0
+    finally:
+        client.close()
+    assert farm.stats()["counters"]["fault_api500"] > 0
+    assert farm.store().status_counts()["downloaded"] == 6

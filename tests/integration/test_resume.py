@@ -320,3 +320,27 @@ def test_two_processes_never_write_one_final_path_at_once(tmp_path):
 
 def md5_of(data: bytes) -> str:
     return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+
+def test_a_partial_holding_every_byte_is_checked_and_gets_the_configured_mode(
+    start_farm, make_engine, tmp_path
+):
+    from cdl_tui.core.transfer import Permissions
+
+    farm = start_farm(jobs=1, tasks=1, files=1, size=200_000)
+    job = farm.job_ids[0]
+    dest, content = write_partial(farm, tmp_path, job, 1 << 30)  # cut before the rename
+    next(iter(temp_files(tmp_path))).chmod(0o600)
+    engine = make_engine(
+        farm,
+        tmp_path,
+        jobs=[job],
+        exit_when_done=True,
+        permissions=Permissions(file_mode=0o644, dir_mode=0o755),
+    )
+    engine.start()
+    assert engine.stop_event.wait(60)
+    assert engine.shutdown() == 0
+    assert dest.read_bytes() == content
+    assert oct(dest.stat().st_mode & 0o777) == "0o644"
+    assert any("bytes=0-0" in d for d in range_requests(farm))  # only the URL was checked

@@ -159,3 +159,27 @@ def test_summary_shows_the_legacy_information():
     assert "DOWNLOADING 20%" in text and "HASHING EXISTING FILE 80%" in text
     assert size(0) == "0 Bytes"
     assert duration(0.5) == "0.50s" and duration(3725) == "1 hour, 2 minutes and 5 seconds"
+
+
+def test_the_disk_guard_counts_files_in_place_only_when_room_is_tight(tmp_path):
+    from cdl_tui.core.diskguard import DiskGuard, WaitForDisk
+    from cdl_tui.core.models import RemoteFile
+
+    files = []
+    for n in range(4):
+        dest = tmp_path / f"f{n}.exr"
+        dest.write_bytes(b"x" * 1000)  # in place already: to be verified, not written
+        files.append((RemoteFile(f"http://x/{n}", "", dest.name, 1000), dest))
+    files.append((RemoteFile("http://x/new", "", "new.exr", 1000), tmp_path / "new.exr"))
+    free = {"bytes": 100_000}
+    guard = DiskGuard(margin=0, probe=lambda path: free["bytes"])
+    roomy = guard.reserve_for(tmp_path, files)
+    assert roomy.size == 5000  # plenty of room: no stat per file
+    guard.release(roomy)
+    free["bytes"] = 6000  # the whole Download would fit once, not twice
+    tight = guard.reserve_for(tmp_path, files)
+    assert tight.size == 1000  # only the missing file holds room
+    with pytest.raises(WaitForDisk):  # ...and that room is really held
+        guard.reserve(tmp_path, 5001)
+    guard.release(tight)
+    assert guard.reserve(tmp_path, 6000).size == 6000

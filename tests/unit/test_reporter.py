@@ -111,3 +111,55 @@ def test_close_gives_up_on_a_farm_that_does_not_answer():
     reporter.close(0.3)
     assert time.monotonic() - started < 2
     stuck.set()
+
+
+def test_a_replaced_report_goes_behind_what_was_queued_meanwhile():
+    # A delayed claim, then a failure: its /fail is queued, then `pending` replaces the
+    # claim. The farm must hear the failure before the release, not after.
+    sent = Recorder()
+    reporter = Reporter(sent, senders=1)
+    reporter.submit(status("d1", "downloading", not_before=time.monotonic() + 60))
+    reporter.submit(Report("d1", "fail", message="md5 mismatch"))
+    reporter.submit(status("d1", "pending"))
+    assert reporter.flush(5)
+    assert sent.sent == [("d1", "fail"), ("d1", "pending")]
+
+
+class Slow:
+    """A farm that takes `seconds` per report, for any number of reports at once."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.sent: list[str] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, report: Report) -> None:
+        time.sleep(self.seconds)
+        with self.lock:
+            self.sent.append(report.download_id)
+
+
+def test_close_sends_the_releases_of_an_exit_side_by_side():
+    farm = Slow(0.25)
+    reporter = Reporter(farm, senders=1)
+    for n in range(12):
+        reporter.submit(status(f"d{n}", "pending"))
+    started = time.monotonic()
+    reporter.close(5)
+    # one sender would take 3 s; the extra senders of close() do it in a few rounds
+    assert time.monotonic() - started < 1.5
+    assert sorted(farm.sent) == sorted(f"d{n}" for n in range(12))
+    assert not reporter.gave_up.is_set()
+
+
+def test_a_report_after_close_is_dropped_and_gave_up_tells_in_flight_sends_to_end():
+    stuck = threading.Event()
+    sent = Recorder(hold=stuck)
+    reporter = Reporter(sent, senders=1)
+    reporter.submit(status("d1", "downloaded"))
+    reporter.close(0.2)
+    assert reporter.gave_up.is_set()  # the engine's client gives up its retries on this
+    reporter.submit(status("d2", "pending"))  # no sender left: dropped, with a warning
+    stuck.set()
+    time.sleep(0.2)
+    assert ("d2", "pending") not in sent.sent
