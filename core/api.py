@@ -109,6 +109,22 @@ def make_http_client(
 ) -> httpx.Client:
     """The process's one pooled client. Proxies and CA variables come from the environment."""
     guard_third_party_loggers()
+    try:
+        return _http_client(timeouts, verify, max_connections, transport)
+    except (OSError, ssl.SSLError) as exc:  # httpx loads SSL_CERT_FILE / SSL_CERT_DIR here
+        named = [
+            f"{n}={os.environ[n]}" for n in ("SSL_CERT_FILE", "SSL_CERT_DIR") if n in os.environ
+        ]
+        where = f" ({', '.join(named)})" if named else ""
+        raise ConfigError(f"cannot load the CA certificates{where}: {exc}") from None
+
+
+def _http_client(
+    timeouts: Timeouts,
+    verify: ssl.SSLContext | bool,
+    max_connections: int,
+    transport: httpx.BaseTransport | None,
+) -> httpx.Client:
     return httpx.Client(
         timeout=timeouts.to_httpx(),
         limits=httpx.Limits(

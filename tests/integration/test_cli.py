@@ -136,6 +136,11 @@ def test_an_unsafe_path_from_the_farm_is_refused_reported_and_not_written(start_
         (["--verify", "--api-url", "http://127.0.0.1:9"], {}, "--verify needs job IDs"),
         (["--on-conflict", "merge", "1"], {}, "invalid choice"),
         (["1"], {"CDL_FAULTS": "chunk=2", "CDL_API_URL": "http://x"}, "faults from env CDL_FAULTS"),
+        (
+            ["--api-url", "https://127.0.0.1:9", "1"],
+            {"CDL_API_KEY": "t-123456", "SSL_CERT_FILE": "/nonexistent/ca.pem"},
+            "cannot load the CA certificates (SSL_CERT_FILE=/nonexistent/ca.pem",
+        ),
     ],
 )
 def test_bad_input_is_one_line_on_stderr_and_exit_2(tmp_path, args, env, fragment):
