@@ -160,7 +160,8 @@ class FarmClient:
             retrier.sleep = sleep
         self._retrier = retrier
         self._quick_retrier = Retrier(policy=QUICK_RETRY, sleep=retrier.sleep)
-        # Reports have their own: a stop ends the retries of listings, not of reports.
+        # Final reports have their own: a stop ends the retries of listings, claims and
+        # heartbeats, not those of `downloaded`, `pending` and fail reports.
         self._report_retrier = Retrier(policy=retrier.policy, sleep=retrier.sleep)
         self._quick_report_retrier = Retrier(policy=QUICK_RETRY, sleep=retrier.sleep)
         self._tokens: TokenSource
@@ -172,7 +173,7 @@ class FarmClient:
 
     def stop_waiting_on(self, event: threading.Event) -> None:
         """Make retry pauses end (and give up) as soon as `event` is set, e.g. on stop.
-        Status and fail reports are not affected: see `stop_reports_on`."""
+        Final status reports, releases and fail reports are not: see `stop_reports_on`."""
         self._retrier.sleep = self._quick_retrier.sleep = _pause_until(event)
 
     def stop_reports_on(self, event: threading.Event) -> None:
@@ -272,7 +273,9 @@ class FarmClient:
             json=payload,
             want_json=False,
             quick=quick,
-            report=True,
+            # A claim or heartbeat is worth nothing once we stop; a final report or a
+            # release is (a `downloading` still retrying would hold the release back).
+            report=status != "downloading",
         )
 
     def report_fail(self, download_id: str, message: str) -> None:

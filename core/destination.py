@@ -13,8 +13,10 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
+from .errors import ConfigError
 from .models import Download, RemoteFile
 from .paths import UnsafePath
+from .transfer import Permissions, make_dirs
 
 DEFAULT_FALLBACK = Path("~/cdl-downloads")
 _WINDOWS_RE = re.compile(r"^(?:[A-Za-z]:|\\\\|//[^/])")
@@ -160,3 +162,18 @@ def plan_files(download: Download, root: Path) -> list[tuple[RemoteFile, Path]]:
         seen[key] = remote.relative_path
         planned.append((remote, dest))
     return planned
+
+
+def prepare_output_root(path: Path, what: str, permissions: Permissions) -> None:
+    """Make sure `path` (the output or fallback folder) is a folder we can write into,
+    creating it if missing. A ConfigError (one line, exit 2) at start-up otherwise,
+    rather than every Download failing on it one after the other."""
+    path = path.expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"cannot use {path} ({what}): not a folder")
+    try:
+        make_dirs(path, permissions)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {path} ({what}): {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write into {path} ({what}): permission denied")

@@ -81,11 +81,15 @@ class Reporter:
                 self._started = True
                 for thread in self._senders:
                     thread.start()
-            # A newer report replaces a waiting one and goes to the back of the line: what
-            # was queued meanwhile (a `fail` after a delayed claim) goes first.
+            # A newer report replaces a waiting one and keeps its place in the line (so a
+            # heartbeat round behind a slow farm reaches every Download in turn)...
             key = (report.download_id, report.kind)
             self._waiting[key] = report
-            self._waiting.move_to_end(key)
+            # ...unless the Download's other kind of report waits too: then the newer one
+            # goes after it (a `pending` after the `fail` queued behind a delayed claim).
+            other = "fail" if report.kind == "status" else "status"
+            if (report.download_id, other) in self._waiting:
+                self._waiting.move_to_end(key)
             self._cond.notify()
 
     def pending(self) -> int:

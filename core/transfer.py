@@ -229,8 +229,11 @@ def destination_lock(dest: Path, remote: RemoteFile) -> Iterator[None]:
         # removed file open under a ".nfsXXXX" name, still linked.
         try:
             same = os.fstat(fd).st_ino == path.stat().st_ino
-        except OSError:
+        except FileNotFoundError:
             same = False
+        except OSError:
+            os.close(fd)
+            raise
         if not same:
             os.close(fd)
             continue

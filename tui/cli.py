@@ -20,7 +20,7 @@ from cdl_tui.core import faults
 from cdl_tui.core.config import Settings, default_state_dir, describe_settings, resolve_settings
 from cdl_tui.core.connect import client_from, engine_config_from
 from cdl_tui.core.credentials import Credentials
-from cdl_tui.core.destination import DestinationPolicy
+from cdl_tui.core.destination import DestinationPolicy, prepare_output_root
 from cdl_tui.core.engine import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Engine
 from cdl_tui.core.errors import AuthError, CdlError, ConfigError
 from cdl_tui.core.jobspec import JobSpec, parse_job_specs
@@ -212,6 +212,11 @@ def _run(
             exit_when_done=args.exit_when_done,
             state_dir=default_state_dir(_environ()),
         )
+        for name in ("output", "fallback_dir"):  # the default fallback is made when needed
+            root = getattr(config, name)
+            if root is not None and settings.rank_of(name):
+                what = f"the {name.replace('_dir', '')} folder, {settings.source_of(name)}"
+                prepare_output_root(root, what, config.permissions)
         engine = Engine(client, config)
         return _run_engine(engine, settings, args, full_screen=full_screen)
     finally:

@@ -152,6 +152,31 @@ def test_bad_input_is_one_line_on_stderr_and_exit_2(tmp_path, args, env, fragmen
     assert list(tmp_path.iterdir()) == []  # nothing was written
 
 
+@pytest.mark.parametrize(
+    ("output", "fragment"),
+    [
+        ("a-file", "(the output folder, flag --output): not a folder"),
+        ("a-file/sub", "cannot create"),
+    ],
+)
+def test_an_unusable_output_folder_is_one_line_at_start(tmp_path, output, fragment):
+    (tmp_path / "a-file").write_text("mine")
+    result = run(
+        "--headless",
+        "--api-url",
+        "http://127.0.0.1:9",
+        "1",
+        "--output",
+        str(tmp_path / output),
+        env_extra={"CDL_API_KEY": "t-123456"},
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert fragment in result.stderr
+    assert (tmp_path / "a-file").read_text() == "mine"
+
+
 def test_a_wrong_key_is_one_line_without_the_key(start_farm, tmp_path):
     farm = start_farm(jobs=1, tasks=1)
     secret = "wrong-token-ABCDEF-123"

@@ -163,3 +163,17 @@ def test_a_report_after_close_is_dropped_and_gave_up_tells_in_flight_sends_to_en
     stuck.set()
     time.sleep(0.2)
     assert ("d2", "pending") not in sent.sent
+
+
+def test_heartbeat_rounds_behind_a_slow_farm_reach_every_download_in_turn():
+    # The farm answers 10 reports per round; 20 Downloads are leased. Each round must
+    # take up where the last left off, or the last 10 would never be heard of.
+    farm = Slow(0.02)
+    reporter = Reporter(farm, senders=1)
+    ids = [f"d{n:02d}" for n in range(20)]
+    for _ in range(6):
+        for download_id in ids:
+            reporter.submit(status(download_id, "downloading", quick=True))
+        time.sleep(0.2)
+    reporter.close(0.01)
+    assert set(farm.sent) == set(ids)
