@@ -45,6 +45,9 @@ MAX_NEXT_COUNT = 20  # the most Downloads one /downloads/next call may ask for
 QUICK_TIMEOUT = httpx.Timeout(5.0)  # quick reports do not wait for a stalled farm
 # For reports that must not hold a thread long (heartbeats, releases at shutdown).
 QUICK_RETRY = RetryPolicy(max_attempts=2, base_delay=0.5, max_delay=1.0, max_elapsed=10.0)
+# Releases (`pending` with quick=True, mostly at exit): a few more tries, close together;
+# the exit's time limit ends them anyway (see stop_reports_on).
+QUICK_RELEASE_RETRY = RetryPolicy(max_attempts=4, base_delay=0.25, max_delay=1.0, max_elapsed=10.0)
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,7 @@ class FarmClient:
         # Final reports have their own: a stop ends the retries of listings, claims and
         # heartbeats, not those of `downloaded`, `pending` and fail reports.
         self._report_retrier = Retrier(policy=retrier.policy, sleep=retrier.sleep)
-        self._quick_report_retrier = Retrier(policy=QUICK_RETRY, sleep=retrier.sleep)
+        self._quick_report_retrier = Retrier(policy=QUICK_RELEASE_RETRY, sleep=retrier.sleep)
         self._tokens: TokenSource
         if isinstance(credentials, BearerToken):
             self._tokens = StaticToken(credentials)

@@ -64,3 +64,11 @@ def test_final_reports_give_up_once_the_exit_has_no_time_left():
     with pytest.raises(TransientError, match="stopping"):
         client.report_fail("d1", "md5 mismatch")
     assert len(seen) == 1
+
+
+def test_a_release_gets_a_few_quick_tries():
+    client, seen = stub_farm(failures=3)
+    stopped(client)
+    started = time.monotonic()
+    client.report_status("d1", "pending", bytes_downloaded=0, bytes_to_download=1, quick=True)
+    assert len(seen) == 4 and time.monotonic() - started < 3
