@@ -7,6 +7,7 @@ path, a mount we cannot write) falls back to `<fallback>/<job_id>/` with a warni
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -164,16 +165,47 @@ def plan_files(download: Download, root: Path) -> list[tuple[RemoteFile, Path]]:
     return planned
 
 
-def prepare_output_root(path: Path, what: str, permissions: Permissions) -> None:
+# Errors that say the folder itself is wrong; any other (EIO, ENOTCONN, ESTALE, ...) says
+# its storage is away for now, which a restart or a retry may mend.
+_WRONG_FOLDER = {
+    errno.ENOENT,
+    errno.ENOTDIR,
+    errno.EEXIST,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ELOOP,
+    errno.ENAMETOOLONG,
+}
+
+
+def prepare_output_root(path: Path, what: str, permissions: Permissions) -> str | None:
     """Make sure `path` (the output or fallback folder) is a folder we can write into,
-    creating it if missing. A ConfigError (one line, exit 2) at start-up otherwise,
-    rather than every Download failing on it one after the other."""
+    creating it if missing: a ConfigError (one line, exit 2) at start-up otherwise, rather
+    than every Download failing on it in turn. If its storage cannot be reached now (a
+    share that is away), a warning is returned instead: Downloads wait and retry then, as
+    they would if it went away mid-run."""
     path = path.expanduser()
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"cannot use {path} ({what}): not a folder")
+    doing = "use"
     try:
-        make_dirs(path, permissions)
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            if path.is_symlink():
+                target = path.readlink()
+                raise ConfigError(
+                    f"cannot use {path} ({what}): it links to {target}, which does not exist"
+                ) from None
+            doing = "create"
+            make_dirs(path, permissions, inject_faults=False)
+            info = path.stat()
     except OSError as exc:
-        raise ConfigError(f"cannot create {path} ({what}): {exc.strerror or exc}") from None
+        reason = exc.strerror or str(exc)
+        if exc.errno in _WRONG_FOLDER:
+            raise ConfigError(f"cannot {doing} {path} ({what}): {reason}") from None
+        return f"cannot reach {path} ({what}) now: {reason}; Downloads will retry"
+    if not stat.S_ISDIR(info.st_mode):
+        raise ConfigError(f"cannot use {path} ({what}): not a folder")
     if not os.access(path, os.W_OK | os.X_OK):
         raise ConfigError(f"cannot write into {path} ({what}): permission denied")
+    return None

@@ -178,7 +178,7 @@ class Permissions:
     group: int | None = None  # gid to chown to, if set
 
 
-def make_dirs(directory: Path, permissions: Permissions) -> None:
+def make_dirs(directory: Path, permissions: Permissions, *, inject_faults: bool = True) -> None:
     """Create `directory` and its missing parents with the configured mode."""
     missing = []
     current = directory
@@ -188,7 +188,8 @@ def make_dirs(directory: Path, permissions: Permissions) -> None:
             break
         current = current.parent
     for path in reversed(missing):
-        maybe_fail("mkdir", OSError)
+        if inject_faults:
+            maybe_fail("mkdir", OSError)
         try:
             path.mkdir(mode=permissions.dir_mode)
         except FileExistsError:
@@ -216,24 +217,23 @@ def destination_lock(dest: Path, remote: RemoteFile) -> Iterator[None]:
     """
     path = lock_path_for(dest, remote)
     for _ in range(3):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o664)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o664)
+        except OSError as exc:
+            raise _write_error(exc, path) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # The holder before us may have removed the file we opened: then our lock
+            # guards nothing and we take a new one. Compared by inode, not by link count:
+            # NFS keeps a removed file open under a ".nfsXXXX" name, still linked.
+            same = os.fstat(fd).st_ino == path.stat().st_ino
         except OSError as exc:
             os.close(fd)
             if exc.errno in (errno.EACCES, errno.EAGAIN, errno.EWOULDBLOCK):
                 raise DestinationBusy(f"another process is writing {dest}") from None
-            raise
-        # The holder before us may have removed the file we opened: then our lock guards
-        # nothing and we take a new one. Compared by inode, not by link count: NFS keeps a
-        # removed file open under a ".nfsXXXX" name, still linked.
-        try:
-            same = os.fstat(fd).st_ino == path.stat().st_ino
-        except FileNotFoundError:
-            same = False
-        except OSError:
-            os.close(fd)
-            raise
+            if exc.errno in (errno.ENOENT, errno.ESTALE):
+                continue  # removed under us: take a new one
+            raise TransferError(f"cannot lock {path}: {exc.strerror or exc}") from None
         if not same:
             os.close(fd)
             continue

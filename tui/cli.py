@@ -9,6 +9,7 @@ credentials) print one line on stderr and exit 2 before anything is downloaded.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import typing
 from collections.abc import Sequence
@@ -21,13 +22,15 @@ from cdl_tui.core.config import Settings, default_state_dir, describe_settings, 
 from cdl_tui.core.connect import client_from, engine_config_from
 from cdl_tui.core.credentials import Credentials
 from cdl_tui.core.destination import DestinationPolicy, prepare_output_root
-from cdl_tui.core.engine import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Engine
+from cdl_tui.core.engine import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Engine, EngineConfig
 from cdl_tui.core.errors import AuthError, CdlError, ConfigError
 from cdl_tui.core.jobspec import JobSpec, parse_job_specs
 from cdl_tui.core.logsetup import configure_logging
 from cdl_tui.core.version import __version__
 
 EXIT_SIGINT = 130
+
+log = logging.getLogger("cdl.cli")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -212,15 +215,28 @@ def _run(
             exit_when_done=args.exit_when_done,
             state_dir=default_state_dir(_environ()),
         )
-        for name in ("output", "fallback_dir"):  # the default fallback is made when needed
-            root = getattr(config, name)
-            if root is not None and settings.rank_of(name):
-                what = f"the {name.replace('_dir', '')} folder, {settings.source_of(name)}"
-                prepare_output_root(root, what, config.permissions)
+        _prepare_root(settings, config)
         engine = Engine(client, config)
         return _run_engine(engine, settings, args, full_screen=full_screen)
     finally:
         client.close()
+
+
+def _prepare_root(settings: Settings, config: EngineConfig) -> None:
+    """Check (and create) the one folder every Download goes into: --output, or else a
+    configured fallback_dir (the default one is made only if a Download needs it)."""
+    if config.output is not None:
+        root, what = config.output, f"the output folder, {settings.source_of('output')}"
+    elif settings.rank_of("fallback_dir"):
+        root, what = (
+            config.fallback_dir,
+            f"the fallback folder, {settings.source_of('fallback_dir')}",
+        )
+    else:
+        return
+    warning = prepare_output_root(root, what, config.permissions)
+    if warning:
+        log.warning("%s", warning)
 
 
 def _full_screen(args: argparse.Namespace) -> bool:

@@ -156,11 +156,13 @@ def test_bad_input_is_one_line_on_stderr_and_exit_2(tmp_path, args, env, fragmen
     ("output", "fragment"),
     [
         ("a-file", "(the output folder, flag --output): not a folder"),
-        ("a-file/sub", "cannot create"),
+        ("a-file/sub", "Not a directory"),
+        ("dangling", "which does not exist"),
     ],
 )
 def test_an_unusable_output_folder_is_one_line_at_start(tmp_path, output, fragment):
     (tmp_path / "a-file").write_text("mine")
+    (tmp_path / "dangling").symlink_to(tmp_path / "unmounted" / "share")
     result = run(
         "--headless",
         "--api-url",

@@ -102,3 +102,25 @@ def test_two_files_on_one_path_are_refused(tmp_path):
 def test_the_root_may_not_exist_yet(tmp_path):
     planned = plan_files(download(paths=("x.exr",)), tmp_path / "new" / "root")
     assert planned[0][1] == Path(tmp_path / "new" / "root" / "x.exr")
+
+
+def test_an_output_folder_on_storage_that_is_away_is_a_warning_not_an_error(tmp_path, monkeypatch):
+    import errno
+
+    from cdl_tui.core import destination
+    from cdl_tui.core.errors import ConfigError
+    from cdl_tui.core.transfer import Permissions
+
+    def away(path, permissions, **kw):
+        raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+
+    monkeypatch.setattr(destination, "make_dirs", away)
+    warning = destination.prepare_output_root(tmp_path / "share", "the output", Permissions())
+    assert warning is not None and "Transport endpoint is not connected" in warning
+
+    def refused(path, permissions, **kw):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(destination, "make_dirs", refused)
+    with pytest.raises(ConfigError, match="Read-only file system"):
+        destination.prepare_output_root(tmp_path / "ro", "the output", Permissions())
