@@ -223,8 +223,8 @@ def _run(
 
 
 def _prepare_root(settings: Settings, config: EngineConfig) -> None:
-    """Check (and create) the one folder every Download goes into: --output, or else a
-    configured fallback_dir (the default one is made only if a Download needs it)."""
+    """Check (and create) --output, where every Download goes; without it, a configured
+    fallback_dir (the default one is made only if a Download needs it)."""
     if config.output is not None:
         root, what = config.output, f"the output folder, {settings.source_of('output')}"
     elif settings.rank_of("fallback_dir"):
