@@ -14,6 +14,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
+from .diskguard import existing_ancestor
 from .errors import ConfigError
 from .models import Download, RemoteFile
 from .paths import UnsafePath
@@ -101,11 +102,7 @@ def output_dir_problem(output_dir: str) -> str | None:
     home = Path.home()
     if normal == home or normal in home.parents:
         return "is the home folder or above it"
-    existing = path
-    while not existing.exists():
-        if existing.parent == existing:
-            break
-        existing = existing.parent
+    existing = existing_ancestor(path)
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         return f"cannot be written here ({existing} is not a writable folder)"
     return None
