@@ -71,6 +71,18 @@ def watch_exit(pid: int, timeout: float) -> tuple[int | None, float, float]:
     return None, timeout, cpu_last - cpu_start
 
 
+def assert_hung_up_cleanly(watched, waited, out, farm):
+    """Exit 129 soon after the terminal went away, without spinning on it, leaving no
+    temp files and nothing `downloading` on the farm. `watched` is what watch_exit gave."""
+    status, took, cpu = watched
+    assert status is not None, f"still running {waited} s after its terminal went away"
+    assert os.waitstatus_to_exitcode(status) == 129
+    assert took < 10
+    assert cpu < 0.5 * took + 0.5  # no spinning on a dead terminal
+    assert not temp_files(out)
+    assert farm.store().status_counts()["downloading"] == 0
+
+
 @pytest.fixture
 def slow_farm(start_farm):
     return start_farm("--faults", "bandwidth=128KiB", jobs=1, tasks=6, files=1, size=3_000_000)
@@ -92,13 +104,7 @@ def test_the_full_screen_starts_and_a_hangup_stops_it_cleanly(slow_farm, tmp_pat
     assert b"JOB:TASK" in screen
     wait_for(lambda: temp_files(out), timeout=20, what="transfers")
     os.close(master)  # the SSH link drops
-    status, took, cpu = watch_exit(pid, 15)
-    assert status is not None, "still running 15 s after its terminal went away"
-    assert os.waitstatus_to_exitcode(status) == 129
-    assert took < 10
-    assert cpu < 0.5 * took + 0.5  # no spinning on a dead terminal
-    assert not temp_files(out)
-    assert slow_farm.store().status_counts()["downloading"] == 0
+    assert_hung_up_cleanly(watch_exit(pid, 15), 15, out, slow_farm)
 
 
 def test_a_vanished_terminal_without_sighup_is_noticed(slow_farm, tmp_path):
@@ -119,15 +125,10 @@ def test_a_vanished_terminal_without_sighup_is_noticed(slow_farm, tmp_path):
     drain(master, 4.0)
     wait_for(lambda: temp_files(out), timeout=20, what="transfers")
     os.close(master)
-    status, took, cpu = watch_exit(proc.pid, 20)
-    if status is None:
+    watched = watch_exit(proc.pid, 20)
+    if watched[0] is None:
         proc.kill()
-    assert status is not None, "still running 20 s after its terminal went away"
-    assert os.waitstatus_to_exitcode(status) == 129
-    assert took < 10
-    assert cpu < 0.5 * took + 0.5
-    assert not temp_files(out)
-    assert slow_farm.store().status_counts()["downloading"] == 0
+    assert_hung_up_cleanly(watched, 20, out, slow_farm)
 
 
 def test_sigterm_in_the_full_screen_restores_the_terminal(slow_farm, tmp_path):
