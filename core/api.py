@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -32,7 +32,7 @@ from .credentials import (
 )
 from .errors import ApiError, AuthError, ConfigError, TransientError
 from .faults import maybe_fail
-from .models import DownloadBatch, parse_downloads
+from .models import DownloadBatch, WireId, parse_downloads
 from .retry import Retrier, RetryPolicy
 from .secrets import guard_third_party_loggers
 from .version import user_agent
@@ -253,14 +253,17 @@ class FarmClient:
 
     def report_status(
         self,
-        download_id: str,
+        download_id: WireId,
         status: str,
         *,
         bytes_downloaded: int,
         bytes_to_download: int,
         quick: bool = False,
     ) -> None:
-        """Report a Download's status; `quick` gives up after a short retry (heartbeats)."""
+        """Report a Download's status; `quick` gives up after a short retry (heartbeats).
+
+        `download_id` goes back as the farm sent it (`Download.wire_id`): a number stays a
+        number, a string a string."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         payload = {
@@ -282,9 +285,10 @@ class FarmClient:
         )
 
     def report_fail(self, download_id: str, message: str) -> None:
+        """`download_id` is the ID's text (`Download.download_id`), escaped into the path."""
         self._call(
             "POST",
-            f"/downloads/{download_id}/fail",
+            f"/downloads/{quote(download_id, safe='')}/fail",
             f"reporting {download_id} failed",
             content=message.encode("utf-8", "replace"),
             headers={"Content-Type": "text/plain; charset=utf-8"},

@@ -49,7 +49,7 @@ from .hooks import JobDoneHook
 from .jobs import JobTracker
 from .jobspec import JobSpec
 from .journal import Journal
-from .models import Download, RejectedDownload, RemoteFile
+from .models import Download, RejectedDownload, RemoteFile, WireId
 from .pending import PendingQueue, QueuedDownload
 from .reporter import Report, Reporter
 from .snapshot import (
@@ -532,7 +532,9 @@ class Engine:
         """Queue a Download unless this run has seen it; True if it was queued."""
         if self._stopping:
             if leased:  # leased just as we stop: give it straight back
-                self._report_raw(download.download_id, "pending", 0, download.size, quick=True)
+                self._report_raw(
+                    download.download_id, download.wire_id, "pending", 0, download.size, quick=True
+                )
             return False
         with self._lock:
             tracker_outcome = self._known.get(download.download_id, ...)
@@ -585,10 +587,10 @@ class Engine:
                 outcome=Outcome.REFUSED,
             )
         )
-        if download_id is not None and self.config.reporting:
-            self._report_fail(download_id, rejected.reason)
+        if rejected.wire_id is not None and self.config.reporting:
+            self._report_fail(str(rejected.wire_id), rejected.reason)
             if leased:
-                self._report_raw(download_id, "pending", 0, 0)
+                self._report_raw(str(rejected.wire_id), rejected.wire_id, "pending", 0, 0)
         self._check_drained()
 
     def job_failed(self, tracker: JobTracker, reason: str) -> None:
@@ -621,7 +623,7 @@ class Engine:
                 item.leased = True
             return
         if outcome.ok:
-            self._report_raw(download_id, "downloaded", 0, download.size)
+            self._report_raw(download.download_id, download.wire_id, "downloaded", 0, download.size)
             return
         with self._lock:
             given = self._given_up.get(download_id)
@@ -629,7 +631,7 @@ class Engine:
             given.item.leased = True
             self._hold(given.item)
         else:
-            self._report_raw(download_id, "pending", 0, download.size)
+            self._report_raw(download.download_id, download.wire_id, "pending", 0, download.size)
 
     def listing_finished(self, tracker: JobTracker) -> None:
         with self._lock:
@@ -1163,14 +1165,25 @@ class Engine:
             elif closing:
                 item.leased = False
             self._report_raw(
-                item.download_id, status, done, item.download.size, quick=quick, delay=delay
+                item.download_id,
+                item.download.wire_id,
+                status,
+                done,
+                item.download.size,
+                quick=quick,
+                delay=delay,
             )
 
     def heartbeat(self, item: QueuedDownload, done: int) -> None:
         with item.report_lock:
             if item.leased:
                 self._report_raw(
-                    item.download_id, "downloading", done, item.download.size, quick=True
+                    item.download_id,
+                    item.download.wire_id,
+                    "downloading",
+                    done,
+                    item.download.size,
+                    quick=True,
                 )
 
     def leased_items(self) -> list[tuple[QueuedDownload, int]]:
@@ -1204,6 +1217,7 @@ class Engine:
     def _report_raw(
         self,
         download_id: str,
+        wire_id: WireId,
         status: str,
         done: int,
         total: int,
@@ -1212,13 +1226,23 @@ class Engine:
         delay: float = 0.0,
     ) -> None:
         """Queue a status report (see Reporter: sent in the background, in order)."""
-        not_before = time.monotonic() + delay if delay else 0.0
         self.reporter.submit(
-            Report(download_id, "status", status, done, total, quick, not_before=not_before)
+            Report(
+                download_id=download_id,
+                wire_id=wire_id,
+                kind="status",
+                status=status,
+                done=done,
+                total=total,
+                quick=quick,
+                not_before=time.monotonic() + delay if delay else 0.0,
+            )
         )
 
     def _report_fail(self, download_id: str, reason: str) -> None:
-        self.reporter.submit(Report(download_id, "fail", message=reason))
+        self.reporter.submit(
+            Report(download_id=download_id, wire_id=download_id, kind="fail", message=reason)
+        )
 
     def _deliver(self, report: Report) -> None:
         """Send one report (on a reporter thread); errors are logged, a refused key ends
@@ -1228,7 +1252,7 @@ class Engine:
                 self.client.report_fail(report.download_id, report.message)
             else:
                 self.client.report_status(
-                    report.download_id,
+                    report.wire_id,
                     report.status,
                     bytes_downloaded=report.done,
                     bytes_to_download=report.total,

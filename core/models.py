@@ -3,12 +3,19 @@
 A Download is every output file of one finished task. The farm's answers are untrusted:
 `parse_downloads` keeps each valid Download and turns each invalid one into a
 `RejectedDownload` carrying a one-line reason, so one bad entry never stops the others.
+
+Farms differ in what they send, and we accept what the contract allows: the vendor's
+service sends `download_id` as a JSON number (a 64-bit datastore ID), others as a string.
+A Download keeps both forms: `download_id`, its text (decimal for a number), is what this
+program keys, shows and puts in URL paths; `wire_id` is the value as it came, which status
+reports send back in its own type. `job_id` and `task_id` may come as numbers too.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +23,9 @@ from typing import Any
 from .errors import InvalidDownload
 from .jobspec import pad_job_id, pad_task_id
 from .paths import UnsafePath, normalize_relative_path
+
+WireId = int | str  # a download_id as the farm sent it
+MAX_ID_LENGTH = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +46,8 @@ class RemoteFile:
 class Download:
     """All output files of one task, as leased or listed by the farm."""
 
-    download_id: str
+    download_id: str  # the ID as text: decimal for a numeric ID
+    wire_id: WireId  # the ID as the farm sent it, for status reports
     job_id: str
     task_id: str
     output_dir: str
@@ -55,6 +66,7 @@ class RejectedDownload:
 
     reason: str
     download_id: str | None = None
+    wire_id: WireId | None = None
     job_id: str | None = None
     task_id: str | None = None
 
@@ -86,9 +98,7 @@ def parse_download(obj: Any) -> Download:
     """Validate one Download object; raise InvalidDownload with the reason."""
     if not isinstance(obj, Mapping):
         raise InvalidDownload(f"a download must be an object, got {_type_name(obj)}")
-    download_id = _text(obj, "download_id")
-    if not download_id:
-        raise InvalidDownload("'download_id' is empty")
+    wire_id = _wire_id(obj)
     job_id = pad_job_id(_digits(obj, "job_id"))
     task_id = pad_task_id(_digits(obj, "task_id"))
     output_dir = _text(obj, "output_dir")
@@ -103,7 +113,8 @@ def parse_download(obj: Any) -> Download:
         raise InvalidDownload(f"'files' must be a list, got {_type_name(raw_files)}")
     files = tuple(_parse_file(index, item) for index, item in enumerate(raw_files))
     return Download(
-        download_id=download_id,
+        download_id=str(wire_id),
+        wire_id=wire_id,
         job_id=job_id,
         task_id=task_id,
         output_dir=output_dir,
@@ -151,9 +162,34 @@ def _text(obj: Mapping[str, Any], key: str) -> str:
     return value
 
 
+def _wire_id(obj: Mapping[str, Any]) -> WireId:
+    """The download_id as sent: a non-empty string, or a whole number of any size (JSON
+    parsing gives Python ints exactly; a float would have lost digits, so it is refused)."""
+    value = obj.get("download_id")
+    if value is None:
+        raise InvalidDownload("'download_id' is missing")
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        kind = _type_name(value)
+        raise InvalidDownload(f"'download_id' must be a string or a whole number, got {kind}")
+    if value == "":
+        raise InvalidDownload("'download_id' is empty")
+    if isinstance(value, str) and len(value) > MAX_ID_LENGTH:
+        raise InvalidDownload(f"'download_id' is longer than {MAX_ID_LENGTH} characters")
+    return value
+
+
 def _digits(obj: Mapping[str, Any], key: str) -> str:
-    value = _text(obj, key)
-    if not value.isascii() or not value.isdigit():
+    """A job or task ID: digits as text, or a whole number (padded by the caller)."""
+    value = obj.get(key)
+    if value is None:
+        raise InvalidDownload(f"'{key}' is missing")
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise InvalidDownload(f"'{key}' must not be negative")
+        value = str(value)
+    if not isinstance(value, str):
+        raise InvalidDownload(f"'{key}' must be digits or a whole number, got {_type_name(value)}")
+    if not value.isascii() or not value.isdigit() or len(value) > 20:
         raise InvalidDownload(f"'{key}' must be digits, got {value[:20]!r}")
     return value
 
@@ -182,15 +218,23 @@ def _type_name(value: Any) -> str:
 
 def _rejection(item: Any, index: int, reason: str) -> RejectedDownload:
     """Keep whatever identifies the rejected entry, so it can be reported and shown."""
-    fields: dict[str, str | None] = {"download_id": None, "job_id": None, "task_id": None}
+    wire_id = job_id = task_id = None
     if isinstance(item, Mapping):
-        for key in fields:
-            value = item.get(key)
-            if isinstance(value, str) and value:
-                fields[key] = value[:64]
-    if fields["download_id"] is None:
+        with contextlib.suppress(InvalidDownload):
+            wire_id = _wire_id(item)
+        with contextlib.suppress(InvalidDownload):
+            job_id = pad_job_id(_digits(item, "job_id"))
+        with contextlib.suppress(InvalidDownload):
+            task_id = pad_task_id(_digits(item, "task_id"))
+    if wire_id is None:
         reason = f"download #{index + 1}: {reason}"
-    return RejectedDownload(reason=reason, **fields)
+    return RejectedDownload(
+        reason=reason,
+        download_id=None if wire_id is None else str(wire_id),
+        wire_id=wire_id,
+        job_id=job_id,
+        task_id=task_id,
+    )
 
 
 def iter_files(downloads: Iterable[Download]) -> Iterable[tuple[Download, RemoteFile]]:

@@ -32,6 +32,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .models import WireId
+
 log = logging.getLogger("cdl.reporter")
 
 SENDERS = 4  # enough to keep heartbeats flowing to a farm with a long round trip
@@ -40,7 +42,8 @@ CLOSING_SENDERS = 16  # at exit: releases of every queued Download go out togeth
 
 @dataclass(frozen=True)
 class Report:
-    download_id: str
+    download_id: str  # the text: keys the queue
+    wire_id: WireId  # as the farm sent it: what a status report sends
     kind: str  # "status" or "fail"
     status: str = ""  # for "status": downloading, downloaded or pending
     done: int = 0

@@ -51,7 +51,12 @@ def test_ids_are_padded_and_a_null_location_is_none():
     ("changes", "reason"),
     [
         ({"download_id": None}, "'download_id' is missing"),
-        ({"download_id": 62277}, "'download_id' must be a string, got int"),
+        ({"download_id": 6.2e15}, "'download_id' must be a string or a whole number, got float"),
+        ({"download_id": True}, "'download_id' must be a string or a whole number, got bool"),
+        ({"download_id": ""}, "'download_id' is empty"),
+        ({"download_id": "x" * 300}, "'download_id' is longer than 256 characters"),
+        ({"job_id": -5}, "'job_id' must not be negative"),
+        ({"task_id": 1.5}, "'task_id' must be digits or a whole number, got float"),
         ({"job_id": "08x85"}, "'job_id' must be digits"),
         ({"size": "10"}, "'size' must be an integer, got str"),
         ({"size": True}, "'size' must be an integer, got bool"),
@@ -126,3 +131,56 @@ def test_the_input_is_not_modified():
 def test_a_non_list_answer_is_an_error():
     with pytest.raises(InvalidDownload):
         parse_downloads({"download_id": "1"})
+
+
+# A farm we did not write (the vendor's) sends download_id as a JSON number: a 64-bit
+# datastore ID, over 2**53, so a float would change it.
+BIG_ID = 2**62 + 12345
+
+
+def test_a_numeric_download_id_is_kept_exactly_and_in_its_type():
+    download = parse_download(good_download(download_id=BIG_ID))
+    assert download.download_id == str(BIG_ID)  # the text: keys, screens, URL paths
+    assert download.wire_id == BIG_ID  # what status reports send back
+    assert type(download.wire_id) is int
+
+
+def test_a_string_download_id_is_sent_back_as_a_string():
+    download = parse_download(good_download(download_id="dl-0042"))
+    assert (download.download_id, download.wire_id) == ("dl-0042", "dl-0042")
+
+
+def test_a_numeric_id_in_a_json_answer_never_passes_through_a_float():
+    import json
+
+    (download,) = parse_downloads(
+        json.loads(
+            f'[{{"download_id": {BIG_ID}, "job_id": "1", '
+            '"task_id": "2", "output_dir": "/o", "size": 0, "files": []}]'
+        )
+    ).downloads
+    assert download.wire_id == BIG_ID
+
+
+def test_numeric_job_and_task_ids_are_padded():
+    download = parse_download(good_download(job_id=8285, task_id=4))
+    assert (download.job_id, download.task_id, download.label) == ("08285", "004", "08285:004")
+
+
+def test_unknown_fields_are_ignored():
+    raw = good_download(priority=3, labels={"a": 1})
+    raw["files"][0]["job_id"] = "08285"  # the vendor repeats these in each file
+    raw["files"][0]["checksum_type"] = "md5"
+    assert parse_download(raw).download_id == "6227709558521856"
+
+
+def test_a_rejected_download_keeps_a_numeric_id_to_report_it():
+    (rejected,) = parse_downloads([good_download(download_id=BIG_ID, size="big")]).rejected
+    assert rejected.download_id == str(BIG_ID)
+    assert rejected.wire_id == BIG_ID
+    assert "'size' must be an integer" in rejected.reason
+
+
+def test_a_rejected_download_with_numeric_job_and_task_ids_names_them():
+    (rejected,) = parse_downloads([good_download(job_id=8285, task_id=4, files=3)]).rejected
+    assert (rejected.job_id, rejected.task_id) == ("08285", "004")

@@ -9,7 +9,7 @@ from cdl_tui.core.reporter import Report, Reporter
 
 
 def status(download_id: str, state: str, **kw) -> Report:
-    return Report(download_id, "status", state, **kw)
+    return Report(download_id, download_id, "status", state, **kw)
 
 
 class Recorder:
@@ -65,7 +65,7 @@ def test_reports_about_one_download_never_overtake_each_other():
 def test_a_fail_report_is_not_replaced_by_a_status():
     sent = Recorder(hold=threading.Event())
     reporter = Reporter(sent, senders=1)
-    reporter.submit(Report("d1", "fail", message="md5 mismatch"))
+    reporter.submit(Report("d1", "d1", "fail", message="md5 mismatch"))
     reporter.submit(status("d1", "pending"))
     sent.hold.set()
     assert reporter.flush(5)
@@ -119,7 +119,7 @@ def test_a_replaced_report_goes_behind_what_was_queued_meanwhile():
     sent = Recorder()
     reporter = Reporter(sent, senders=1)
     reporter.submit(status("d1", "downloading", not_before=time.monotonic() + 60))
-    reporter.submit(Report("d1", "fail", message="md5 mismatch"))
+    reporter.submit(Report("d1", "d1", "fail", message="md5 mismatch"))
     reporter.submit(status("d1", "pending"))
     assert reporter.flush(5)
     assert sent.sent == [("d1", "fail"), ("d1", "pending")]
