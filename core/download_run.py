@@ -20,7 +20,6 @@ from .destination import plan_files
 from .diskguard import WaitForDisk
 from .errors import AuthError, CdlError
 from .events import DownloadStarted
-from .models import RemoteFile
 from .paths import UnsafePath
 from .pending import QueuedDownload
 from .states import FileState
@@ -129,7 +128,7 @@ class DownloadRun:
         self.engine.checkpoint(self.active)
 
     def _handle_file(self, afile: ActiveFile) -> None:
-        engine, active, remote, dest = self.engine, self.active, afile.remote, afile.dest
+        engine, active, dest = self.engine, self.active, afile.dest
         started = time.monotonic()
         self._checkpoint()
         if engine.restore_settled(active, afile):
@@ -151,13 +150,26 @@ class DownloadRun:
                 engine.file_finished(active, afile, kept, time.monotonic() - started)
                 return
         engine.set_file_state(active, afile, FileState.DOWNLOADING)
+        self._fetch(afile, started)
+
+    def _fetch(self, afile: ActiveFile, started: float) -> None:
+        """Fetch the file through a verified temp file, up to `file_attempts` tries; an
+        expired URL is replaced at once by a fresh one (see _refresh_urls)."""
+        engine, active, dest = self.engine, self.active, afile.dest
         attempts = self.config.file_attempts
         tries = 0
-        refreshed = False
+        fresh_url = False  # the URL was just refreshed and has not been tried yet
         while True:
             tries += 1
+            received = 0
+
+            def on_bytes(count: int) -> None:
+                nonlocal received
+                received += count
+                engine.progress(active, afile, count, network=True)
+
             progress = Progress(
-                on_bytes=lambda n: engine.progress(active, afile, n, network=True),
+                on_bytes=on_bytes,
                 on_resumed=lambda n: engine.progress(active, afile, n, network=False),
                 check_stop=self._checkpoint,
                 throttle=engine.throttle.consume,
@@ -174,15 +186,16 @@ class DownloadRun:
             except TransferError as exc:
                 if exc.no_space:
                     raise WaitForDisk(str(exc)) from None
-                if exc.expired and not refreshed and engine.refresh(self.item):
-                    # Fresh signed URLs from the farm; the bytes on disk are kept.
-                    refreshed = True
-                    afile.remote = self._fresh(afile)
-                    log.info("%s: fresh URL after %s", afile.remote.relative_path, exc)
-                    continue
+                if fresh_url and received:
+                    tries = 1  # a fresh URL that delivered new bytes: this file starts over
+                fresh_url = False
                 if not exc.retryable or tries >= attempts:
                     raise self._file_failed(afile, str(exc)) from None
-                log.info("%s: %s (try %d/%d)", remote.relative_path, exc, tries, attempts)
+                log.info("%s: %s (try %d/%d)", afile.remote.relative_path, exc, tries, attempts)
+                if exc.expired and self._refresh_urls():
+                    # Fresh signed URLs, at once; the bytes on disk are kept and resumed.
+                    fresh_url = True
+                    continue
                 engine.set_file_state(active, afile, FileState.DOWNLOADING)  # resets progress
                 backoff = self.config.file_retry_delay * 2 ** (tries - 1)
                 engine.sleep(active, backoff * random.uniform(0.5, 1.0))  # jitter
@@ -201,12 +214,18 @@ class DownloadRun:
             sync_dir(directory)
         self._renamed_into.clear()
 
-    def _fresh(self, afile: ActiveFile) -> RemoteFile:
-        """This file as the refreshed Download describes it (same relative path)."""
-        for remote in self.item.download.files:
-            if remote.relative_path == afile.remote.relative_path:
-                return remote
-        return afile.remote
+    def _refresh_urls(self) -> bool:
+        """Ask the farm for this Download afresh and give every file not yet in place its
+        fresh URL (matched by relative path); False if the farm had none to give."""
+        if not self.engine.refresh(self.item):
+            return False
+        fresh = {remote.relative_path: remote for remote in self.item.download.files}
+        for afile in self.active.files:
+            in_place = afile.state.finished and afile.state is not FileState.FAILED
+            if not in_place and afile.remote.relative_path in fresh:
+                afile.remote = fresh[afile.remote.relative_path]
+        log.info("%s: fresh URLs from the farm", self.item.download.label)
+        return True
 
     def _existing(self, afile: ActiveFile) -> FileState | None:
         """CACHED or SKIPPED if the file on disk settles it; None if it must be fetched."""

@@ -406,8 +406,9 @@ class Engine:
         self._queue_item(item)
         return True
 
-    def refresh(self, item: QueuedDownload) -> None:
-        """Describe the Download afresh from the farm (its task's listing), if it can."""
+    def refresh(self, item: QueuedDownload) -> bool:
+        """Describe the Download afresh from the farm (its task's listing), with fresh
+        signed URLs; False if the farm could not (then what we had is kept)."""
         d = item.download
         try:
             for batch in self.client.iter_job_downloads(d.job_id, (d.task_id,), page_size=10):
@@ -416,11 +417,14 @@ class Engine:
                         item.download = self._filtered(fresh)
                         item.refresh = False
                         item.changed()
-                        return
+                        return True
         except AuthError:
             raise
         except CdlError as exc:
             log.warning("could not describe %s afresh (%s); using what we had", d.label, exc)
+            return False
+        log.warning("%s is no longer in its task's listing; using what we had", d.label)
+        return False
 
     def retry_failed(self) -> int:
         with self._lock:

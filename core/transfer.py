@@ -385,11 +385,17 @@ class _Transfer:
     def _accept(self, body: BodySource) -> bool:
         """Check the answer; False if the body is not needed (every byte is on disk)."""
         status = body.status
-        if status in (403, 410):
-            raise TransferError(
-                f"the file URL was refused (HTTP {status}); its signature may have expired",
-                expired=True,
-            )
+        if status in (400, 403, 410):
+            code, reason = storage_refusal(body)
+            # Storage says "expired" its own way: Google Cloud Storage 400 ExpiredToken,
+            # Amazon S3 403 AccessDenied, others 410. Each asks for a fresh URL.
+            if status != 400 or code == "ExpiredToken":
+                raise TransferError(
+                    f"the file URL was refused (HTTP {status}{reason}); "
+                    "its signature may have expired",
+                    expired=True,
+                )
+            raise TransferError(f"the file server answered HTTP 400{reason}", retryable=False)
         if self.offset and self.offset == self.remote.size and status in (200, 206, 416):
             return False
         if self.offset and status == 206 and _range_start(body) == self.offset:
@@ -504,6 +510,32 @@ class _Transfer:
             if self.offset + self.received == limit:
                 break  # all there: do not wait for an end the server may not signal
         return filled
+
+
+ERROR_BODY_LIMIT = 4096  # bytes of an error answer read for its reason
+_XML_CODE = re.compile(r"<Code>\s*([^<]{1,80}?)\s*</Code>")
+_XML_MESSAGE = re.compile(r"<Message>\s*([^<]{1,300}?)\s*</Message>")
+
+
+def storage_refusal(body: BodySource) -> tuple[str, str]:
+    """(code, ": reason") from a storage service's error answer: the XML `<Code>` and
+    `<Message>` that S3 and Google Cloud Storage send, else the start of the text.
+
+    At most ERROR_BODY_LIMIT bytes are read, so an endless or stalled error body cannot
+    hold a worker; the reason is one short printable line.
+    """
+    buffer = bytearray(ERROR_BODY_LIMIT)
+    view, filled = memoryview(buffer), 0
+    with contextlib.suppress(*NETWORK_ERRORS):
+        while filled < len(buffer) and (count := body.readinto(view[filled:])):
+            filled += count
+    text = buffer[:filled].decode("utf-8", "replace")
+    code_match, message_match = _XML_CODE.search(text), _XML_MESSAGE.search(text)
+    code = code_match[1] if code_match else ""
+    reason = f"{code}: {message_match[1]}" if code and message_match else code or text
+    reason = "".join(c if c.isprintable() else " " for c in reason)
+    reason = " ".join(reason.split())[:160]
+    return code, f": {reason}" if reason else ""
 
 
 def _write_error(exc: OSError, temp: Path) -> TransferError:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import subprocess
 import sys
 import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,3 +108,91 @@ def serve():
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+# -- a small hostile server: every answer is the test's to write ---------------------------
+
+
+@dataclass
+class SeenRequest:
+    method: str
+    path: str  # as sent, still percent-escaped, with the query
+    headers: dict[str, str]
+    body: bytes
+
+
+# An answer: (status, headers, body); the body may be an iterable of chunks (streamed, and
+# it may stall or never end), or None to hang up without answering.
+Answer = tuple[int, dict[str, str], bytes | Iterable[bytes]] | None
+
+
+class HostileServer:
+    """An HTTP/1.1 server on 127.0.0.1 that answers each request with `answer(request)`
+    and records every request. For the trust boundaries: storage that refuses in its own
+    words, endless or stalled bodies, farms that send what our own farm never would."""
+
+    def __init__(self, answer: Callable[[SeenRequest], Answer]) -> None:
+        self.requests: list[SeenRequest] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _any(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                seen = SeenRequest(
+                    self.command, self.path, dict(self.headers), self.rfile.read(length)
+                )
+                server.requests.append(seen)
+                reply = answer(seen)
+                if reply is None:
+                    self.close_connection = True
+                    return
+                status, headers, body = reply
+                self.send_response(status)
+                chunks = [body] if isinstance(body, bytes) else body
+                if isinstance(body, bytes) and "Content-Length" not in headers:
+                    headers = {**headers, "Content-Length": str(len(body))}
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                if "Content-Length" not in headers:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
+                self.end_headers()
+                try:
+                    for chunk in chunks:
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                except OSError:
+                    pass
+                if not isinstance(body, bytes):
+                    self.close_connection = True  # a streamed body may be cut short
+
+            do_GET = do_POST = do_HEAD = _any
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def hostile_server() -> Iterator[Callable[[Callable[[SeenRequest], Answer]], HostileServer]]:
+    """`hostile_server(answer)`: start a HostileServer; closed after the test."""
+    servers: list[HostileServer] = []
+
+    def start(answer: Callable[[SeenRequest], Answer]) -> HostileServer:
+        servers.append(HostileServer(answer))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()

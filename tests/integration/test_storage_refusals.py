@@ -1,0 +1,119 @@
+"""File storage we did not write: how S3, Google Cloud Storage and others refuse a signed
+URL, each against the real transfer code over real HTTP (a small hostile server)."""
+
+import base64
+import hashlib
+import itertools
+import time
+
+import httpx
+import pytest
+
+from cdl_tui.core.fetchers import Fetcher
+from cdl_tui.core.models import RemoteFile
+from cdl_tui.core.transfer import TransferError, fetch_file, partial_size, temp_path_for
+
+CONTENT = bytes(range(256)) * 400  # 100 KiB
+
+GCS_EXPIRED = (
+    b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>ExpiredToken</Code>"
+    b"<Message>The provided token has expired.</Message>"
+    b"<Details>Request signature expired at: 2026-11-28T10:00:00+00:00</Details></Error>"
+)
+S3_EXPIRED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+    b"<Message>Request has expired</Message><X-Amz-Expires>60</X-Amz-Expires>"
+    b"<RequestId>4442587FB7D0A2F9</RequestId></Error>"
+)
+GCS_BAD_ARGUMENT = (
+    b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>InvalidArgument</Code>"
+    b"<Message>Invalid argument.</Message></Error>"
+)
+
+
+def remote_for(url: str) -> RemoteFile:
+    md5 = base64.b64encode(hashlib.md5(CONTENT).digest()).decode()
+    return RemoteFile(url=url, md5=md5, relative_path="beauty.1001.exr", size=len(CONTENT))
+
+
+def fetch(url: str, dest):
+    with httpx.Client() as http:
+        return fetch_file(Fetcher(http), remote_for(url), dest)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "words"),
+    [
+        (400, GCS_EXPIRED, "HTTP 400: ExpiredToken: The provided token has expired."),
+        (403, S3_EXPIRED, "HTTP 403: AccessDenied: Request has expired"),
+        (410, b"Gone", "HTTP 410: Gone"),
+        (403, b"", "HTTP 403)"),
+    ],
+    ids=["gcs-400", "s3-403", "410", "403-no-body"],
+)
+def test_an_expired_url_asks_for_a_fresh_one_and_keeps_the_bytes(
+    hostile_server, tmp_path, status, body, words
+):
+    calls = itertools.count()
+
+    def answer(request):
+        if next(calls) == 0:  # the first request gets half the file, then the line drops
+            head = {"Content-Length": str(len(CONTENT)), "ETag": '"v1"'}
+            return 200, head, [CONTENT[: len(CONTENT) // 2]]
+        return status, {"Content-Type": "application/xml"}, body
+
+    storage = hostile_server(answer)
+    dest = tmp_path / "beauty.1001.exr"
+    with pytest.raises(TransferError) as cut:
+        fetch(f"{storage.url}/o/beauty.1001.exr?X-Goog-Signature=abc", dest)
+    assert not cut.value.expired
+    with pytest.raises(TransferError) as refused:
+        fetch(f"{storage.url}/o/beauty.1001.exr?X-Goog-Signature=abc", dest)
+    assert refused.value.expired and refused.value.retryable
+    assert words in str(refused.value)
+    assert partial_size(dest, remote_for(storage.url)) == len(CONTENT) // 2  # kept to resume
+    assert not dest.exists()
+
+
+def test_a_400_that_is_not_about_expiry_is_a_plain_error(hostile_server, tmp_path):
+    storage = hostile_server(lambda r: (400, {"Content-Type": "application/xml"}, GCS_BAD_ARGUMENT))
+    with pytest.raises(TransferError) as info:
+        fetch(f"{storage.url}/o/x", tmp_path / "x.exr")
+    assert not info.value.expired and not info.value.retryable
+    assert "HTTP 400: InvalidArgument: Invalid argument." in str(info.value)
+
+
+def test_an_endless_error_body_is_read_only_a_little(hostile_server, tmp_path):
+    sent = {"bytes": 0}
+
+    def endless():
+        while True:
+            chunk = b"<Error><Code>ExpiredToken</Code>" + b"x" * 65536
+            sent["bytes"] += len(chunk)
+            yield chunk
+
+    storage = hostile_server(lambda r: (400, {}, endless()))
+    started = time.monotonic()
+    with pytest.raises(TransferError) as info:
+        fetch(f"{storage.url}/o/x", tmp_path / "x.exr")
+    assert info.value.expired
+    assert time.monotonic() - started < 5
+    assert len(str(info.value)) < 300
+
+
+def test_an_error_body_with_control_characters_gives_one_clean_line(hostile_server, tmp_path):
+    body = b"<Error><Code>AccessDenied</Code><Message>no\r\n\x1b[31mred\x07</Message></Error>"
+    storage = hostile_server(lambda r: (403, {}, body))
+    with pytest.raises(TransferError) as info:
+        fetch(f"{storage.url}/o/x", tmp_path / "x.exr")
+    text = str(info.value)
+    assert "\n" not in text and "\x1b" not in text and "\x07" not in text
+    assert "AccessDenied: no" in text
+
+
+def test_the_temp_file_name_does_not_depend_on_the_url(tmp_path):
+    # A fresh URL resumes into the same temp file as the refused one.
+    dest = tmp_path / "beauty.1001.exr"
+    assert temp_path_for(dest, remote_for("http://a/x?sig=1")) == temp_path_for(
+        dest, remote_for("http://b/y?sig=2")
+    )
