@@ -32,6 +32,7 @@ from cdl_tui.core.jobspec import pad_job_id
 from .audit import AuditWriter
 from .content import ContentPool
 from .db import DownloadRow, FarmStore, FileRow
+from .dialect import BadId, Dialect
 from .faults import FaultPlan
 from .files import FileEndpoint
 from .signing import decode_jwt, encode_jwt, sign_file
@@ -54,6 +55,7 @@ class FarmOptions:
     chunk_size: int = 1 << 20
     faults: FaultPlan = field(default_factory=FaultPlan)
     files_url: str | None = None  # file bytes from another server (see cdl-farm serve)
+    dialect: Dialect = field(default_factory=Dialect)  # how it speaks (see farm.dialect)
 
 
 class Farm:
@@ -108,6 +110,8 @@ class Farm:
 
     def download_json(self, row: DownloadRow, base_url: str) -> dict[str, Any]:
         expires = int(time.time() + self.options.url_ttl)
+        dialect = self.options.dialect
+        job_id, task_id = dialect.job_field(row.job_id), dialect.job_field(row.task_id)
         files = [
             {
                 "url": self._file_url(row, f, base_url, expires),
@@ -115,16 +119,16 @@ class Farm:
                 "relative_path": f.relative_path,
                 "size": f.size,
                 # The vendor's client reads these from each file entry.
-                "job_id": row.job_id,
-                "task_id": row.task_id,
+                "job_id": job_id,
+                "task_id": task_id,
                 "output_dir": row.output_dir,
             }
             for f in row.files
         ]
         return {
-            "download_id": row.download_id,
-            "job_id": row.job_id,
-            "task_id": row.task_id,
+            "download_id": dialect.wire_id(row.download_id),
+            "job_id": job_id,
+            "task_id": task_id,
             "output_dir": row.output_dir,
             "size": row.size,
             "location": row.location,
@@ -215,12 +219,13 @@ def _task_indexes(body: bytes) -> list[int] | None:
     return indexes
 
 
-def _status_body(raw: bytes) -> tuple[str, str, int, int]:
+def _status_body(raw: bytes, dialect: Dialect) -> tuple[str, str, int, int]:
     body = _json_object(raw)
-    download_id = body.get("download_id")
+    try:
+        download_id = dialect.stored_id(body.get("download_id"))
+    except BadId as exc:
+        raise BadRequest(str(exc)) from None
     status = body.get("status")
-    if not isinstance(download_id, str) or not download_id:
-        raise BadRequest("'download_id' must be a non-empty string")
     if status not in ("downloading", "downloaded", "pending"):
         raise BadRequest("'status' must be downloading, downloaded or pending")
     numbers = []
@@ -237,6 +242,10 @@ class FarmApi:
 
     def __init__(self, farm: Farm) -> None:
         self.farm = farm
+
+    def ok(self, body: dict[str, Any]) -> JSONResponse:
+        """A successful answer, with this farm's success status (201 like the vendor's)."""
+        return JSONResponse(body, self.farm.options.dialect.ok_status)
 
     def guarded(self, handler: Handler, *, faults: bool = True) -> Handler:
         """Authenticate, answer 400 for BadRequest, and inject API faults if asked to."""
@@ -281,11 +290,12 @@ class FarmApi:
             lease_timeout=self.farm.options.lease_timeout,
         )
         base = _base_url(request)
-        return JSONResponse({"data": [self.farm.download_json(r, base) for r in rows]}, 201)
+        return self.ok({"data": [self.farm.download_json(r, base) for r in rows]})
 
     async def job_downloads(self, request: Request) -> Response:
         job_id = _job_id(request.path_params["job_id"])
         limit = _int_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        limit = min(limit, self.farm.options.dialect.max_page)
         cursor = request.query_params.get("start_cursor")
         after = decode_cursor(cursor) if cursor else -1
         task_indexes = _task_indexes(await request.body())
@@ -300,7 +310,7 @@ class FarmApi:
             "downloads": [self.farm.download_json(r, base) for r in rows],
             "next_cursor": encode_cursor(next_after) if next_after is not None else None,
         }
-        return JSONResponse(body, 201)
+        return self.ok(body)
 
     async def legacy_job_downloads(self, request: Request) -> Response:
         job_id = _job_id(request.path_params["job_id"])
@@ -314,10 +324,12 @@ class FarmApi:
             store.list_job, job_id, [int(tid)] if tid else None, after_index=-1, limit=10**9
         )
         base = _base_url(request)
-        return JSONResponse({"downloads": [self.farm.download_json(r, base) for r in rows]}, 201)
+        return self.ok({"downloads": [self.farm.download_json(r, base) for r in rows]})
 
     async def status_report(self, request: Request) -> Response:
-        download_id, status, done, total = _status_body(await request.body())
+        download_id, status, done, total = _status_body(
+            await request.body(), self.farm.options.dialect
+        )
         kind = await run_in_threadpool(
             self.farm.store.report_status,
             download_id,
@@ -329,7 +341,8 @@ class FarmApi:
         )
         if kind is None:
             return _error(404, f"download {download_id} not found")
-        return JSONResponse({"download_id": download_id, "status": status}, 201)
+        body = {"download_id": self.farm.options.dialect.wire_id(download_id), "status": status}
+        return self.ok(body)
 
     async def fail_report(self, request: Request) -> Response:
         download_id = request.path_params["download_id"]
@@ -339,7 +352,7 @@ class FarmApi:
         )
         if not found:
             return _error(404, f"download {download_id} not found")
-        return JSONResponse({"download_id": download_id}, 201)
+        return self.ok({"download_id": self.farm.options.dialect.wire_id(download_id)})
 
     async def health(self, _request: Request) -> Response:
         return JSONResponse({"ok": True})

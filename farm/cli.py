@@ -3,6 +3,7 @@
     cdl-farm generate DATA_DIR [--jobs N --tasks M --files K --size SIZE --location TAG
                                 --seed S]
     cdl-farm serve DATA_DIR [--host 127.0.0.1] [--port 0] [--token TOKEN] [--faults SPEC]
+                            [--id-style number|string] [--expired-style gcs|s3|gone] ...
 
 `serve` prints its base URL as the first line on stdout once it accepts connections.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 from cdl_tui.core.units import parse_size
 
 from .app import FarmOptions
+from .dialect import EXPIRED_STYLES, ID_STYLES, Dialect
 from .faults import parse_faults
 from .generate import FarmSpec, generate_farm, read_token
 
@@ -106,6 +108,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="hand out file URLs BASE/<job>/<task>/<path> (a web server over "
         "DATA_DIR/files of a --materialize farm) instead of serving the bytes",
     )
+    serve.add_argument(
+        "--id-style",
+        choices=ID_STYLES,
+        default="number",
+        help="download_id as a JSON number (as the vendor's farm sends it; default) or string",
+    )
+    serve.add_argument(
+        "--numeric-job-ids",
+        action="store_true",
+        help="send job_id and task_id as JSON numbers, unpadded",
+    )
+    serve.add_argument(
+        "--expired-style",
+        choices=EXPIRED_STYLES,
+        default="gcs",
+        help="how storage refuses an expired URL: gcs (400 ExpiredToken; default), "
+        "s3 (403 AccessDenied) or gone (410)",
+    )
+    serve.add_argument(
+        "--ok-status",
+        type=int,
+        choices=(200, 201),
+        default=201,
+        help="status of a successful API call (default 201, as the vendor's)",
+    )
+    serve.add_argument(
+        "--max-page",
+        type=_count,
+        default=1000,
+        help="the most Downloads in one listing page, whatever the client asks (default 1000)",
+    )
     serve.add_argument("--log-level", default="WARNING")
     return parser
 
@@ -161,6 +194,13 @@ def _serve(args: argparse.Namespace) -> int:
         token_ttl=args.token_ttl,
         faults=faults,
         files_url=args.files_url.rstrip("/") if args.files_url else None,
+        dialect=Dialect(
+            ids=args.id_style,
+            numeric_job_ids=args.numeric_job_ids,
+            expired=args.expired_style,
+            ok_status=args.ok_status,
+            max_page=max(1, args.max_page),
+        ),
     )
     try:
         server = FarmServer(args.data_dir, options, host=args.host, port=args.port)

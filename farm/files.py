@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from .db import FileLookup
 from .faults import FileFault
@@ -97,12 +97,16 @@ class FileEndpoint:
         wanted = request.headers.get("range")
         byte_range = self._range(wanted, request.headers.get("if-range"), etag, info.size)
         fault = farm.options.faults.file_fault() if refusal is None and method == "GET" else None
-        status = 403 if refusal else (fault.status if fault and fault.kind == "status" else 0)
+        if refusal:
+            # Refused the way this farm's storage refuses (see farm.dialect).
+            expires = request.query_params.get("expires", "0")
+            status, kind, body = farm.options.dialect.refusal(refusal, expires)
+            self._audit(request, lookup, wanted=wanted, status=status, fault=None)
+            await Response(body, status, media_type=kind)(scope, receive, send)
+            return
+        status = fault.status if fault and fault.kind == "status" else 0
         status = status or byte_range.status
         self._audit(request, lookup, wanted=wanted, status=status, fault=fault)
-        if refusal:
-            await _send_error(send, 403, refusal, scope, receive)
-            return
         delay = farm.options.faults.delay()
         if delay:
             farm.count("fault_slow")

@@ -179,8 +179,10 @@ class _JobBuilder:
         return files
 
     def _new_download_id(self, rng: random.Random) -> str:
+        """Decimal text of a 64-bit ID above 2**53, like a datastore's: sent as a JSON
+        number, a client that parsed it into a float would change it."""
         while True:
-            candidate = str(rng.randrange(10**15, 10**16))
+            candidate = str(rng.randrange(2**53 + 1, 2**63))
             if candidate not in self.used_ids:
                 self.used_ids.add(candidate)
                 return candidate

@@ -72,14 +72,34 @@ def serve_farm(
     return line[0].strip(), proc
 
 
+# The contract lets a farm send download_id as a JSON number (the vendor's service) or as
+# a string (others). These modules run every test against a farm of each kind; the rest
+# run against the default, numbers, as the vendor's.
+BOTH_ID_STYLES = {"test_engine.py", "test_api_client.py", "test_headless.py", "test_farm_server.py"}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "farm_ids" in metafunc.fixturenames and metafunc.definition.path.name in BOTH_ID_STYLES:
+        metafunc.parametrize("farm_ids", ["number", "string"], ids=["ids=number", "ids=string"])
+
+
 @pytest.fixture
-def start_farm(tmp_path: Path) -> Iterator:
-    """Factory: build a farm with the given shape and serve it; stopped after the test."""
+def farm_ids(request: pytest.FixtureRequest) -> str:
+    """How the farms of this test send download_id (`cdl-farm serve --id-style`)."""
+    return getattr(request, "param", "number")
+
+
+@pytest.fixture
+def start_farm(tmp_path: Path, farm_ids: str) -> Iterator:
+    """Factory: build a farm with the given shape and serve it; stopped after the test.
+    The farm sends download IDs as `farm_ids` says, unless the test names --id-style."""
     running: list[RunningFarm] = []
 
     def start(*serve_args: str, data_dir: Path | None = None, **shape) -> RunningFarm:
         directory = data_dir or tmp_path / f"farm{len(running)}"
         job_ids = generate_farm(directory, FarmSpec(**{"size": 64 << 10, **shape}))
+        if "--id-style" not in serve_args:
+            serve_args = (*serve_args, "--id-style", farm_ids)
         url, proc = serve_farm(directory, *serve_args)
         farm = RunningFarm(url, FARM_TOKEN, directory, job_ids, proc)
         running.append(farm)

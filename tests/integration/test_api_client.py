@@ -60,14 +60,14 @@ def test_next_leases_and_reports_round_trip(start_farm):
         assert {d.location for d in batch.downloads} == {"studio-b"}
         first = batch.downloads[0]
         client.report_status(
-            first.download_id, "downloading", bytes_downloaded=5, bytes_to_download=first.size
+            first.wire_id, "downloading", bytes_downloaded=5, bytes_to_download=first.size
         )
         client.report_status(
-            first.download_id, "downloaded", bytes_downloaded=first.size, bytes_to_download=0
+            first.wire_id, "downloaded", bytes_downloaded=first.size, bytes_to_download=0
         )
         client.report_fail(batch.downloads[1].download_id, "disk on fire")
         client.report_status(
-            batch.downloads[1].download_id, "pending", bytes_downloaded=0, bytes_to_download=1
+            batch.downloads[1].wire_id, "pending", bytes_downloaded=0, bytes_to_download=1
         )
         assert client.next_downloads(location="studio-b", count=20).downloads[0].download_id == (
             batch.downloads[1].download_id

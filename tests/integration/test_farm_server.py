@@ -89,7 +89,7 @@ def test_the_sweep_returns_silent_leases_to_pending(start_farm):
         deadline = time.monotonic() + 2.5
         while time.monotonic() < deadline:
             a.report_status(
-                keep.download_id, "downloading", bytes_downloaded=1, bytes_to_download=keep.size
+                keep.wire_id, "downloading", bytes_downloaded=1, bytes_to_download=keep.size
             )
             time.sleep(0.3)
         again = b.next_downloads(location=None, count=3).downloads
@@ -103,7 +103,7 @@ def test_a_downloading_report_is_a_lease_too(start_farm):
     with client_for(farm, "job-mode") as job_mode, client_for(farm, "daemon") as daemon:
         listed = next(job_mode.iter_job_downloads(farm.job_ids[0])).downloads
         job_mode.report_status(
-            listed[0].download_id,
+            listed[0].wire_id,
             "downloading",
             bytes_downloaded=0,
             bytes_to_download=listed[0].size,
@@ -111,9 +111,7 @@ def test_a_downloading_report_is_a_lease_too(start_farm):
         leased = daemon.next_downloads(location=None, count=5).downloads
         assert [d.download_id for d in leased] == [listed[1].download_id]
         # a late "pending" from someone who does not hold the lease is ignored
-        daemon.report_status(
-            listed[0].download_id, "pending", bytes_downloaded=0, bytes_to_download=1
-        )
+        daemon.report_status(listed[0].wire_id, "pending", bytes_downloaded=0, bytes_to_download=1)
     assert farm.store().download(listed[0].download_id).status == "downloading"
     assert farm.store().audit_rows("ignored")
 
@@ -159,16 +157,28 @@ def test_file_bytes_ranges_etag_and_head(one_file):
         assert head.content == b""
 
 
-def test_forged_and_expired_signatures_get_403(start_farm):
-    farm = start_farm("--url-ttl", "1", jobs=1, tasks=1, files=1)
+@pytest.mark.parametrize(
+    ("style", "status", "words"),
+    [
+        ("gcs", 400, "<Code>ExpiredToken</Code>"),
+        ("s3", 403, "<Code>AccessDenied</Code><Message>Request has expired</Message>"),
+        ("gone", 410, "expired"),
+    ],
+)
+def test_forged_and_expired_signatures_are_refused_as_storage_does(
+    start_farm, style, status, words
+):
+    farm = start_farm("--url-ttl", "1", "--expired-style", style, jobs=1, tasks=1, files=1)
     with client_for(farm, "t") as client:
         remote = client.list_job_downloads_legacy(farm.job_ids[0]).downloads[0].files[0]
     with httpx.Client() as http:
-        assert http.get(remote.url.replace("sig=", "sig=0")).status_code == 403
+        forged = http.get(remote.url.replace("sig=", "sig=0"))
+        assert forged.status_code == 403
+        assert "<Code>SignatureDoesNotMatch</Code>" in forged.text
         time.sleep(2.1)
         expired = http.get(remote.url)
-        assert expired.status_code == 403
-        assert "expired" in expired.json()["error"]
+        assert expired.status_code == status
+        assert words in expired.text
 
 
 def test_fault_injection_cuts_corrupts_and_fails(start_farm):
@@ -232,3 +242,54 @@ def test_every_file_request_is_audited_with_its_lease(start_farm):
 def test_serve_exits_cleanly_on_sigterm(start_farm):
     farm = start_farm(jobs=1, tasks=1)
     assert farm.stop() == 143
+
+
+def raw_listing(farm, *params: str) -> httpx.Response:
+    with httpx.Client() as http:
+        return http.post(
+            f"{farm.url}/jobs/{farm.job_ids[0]}/downloads?{'&'.join(params)}",
+            json={"tids": None},
+            headers={"Authorization": f"Bearer {farm.token}"},
+        )
+
+
+def test_download_ids_go_out_in_the_style_asked_and_must_come_back_in_it(start_farm, farm_ids):
+    farm = start_farm(jobs=1, tasks=2, files=1)
+    listed = raw_listing(farm).json()["downloads"]
+    wire = listed[0]["download_id"]
+    if farm_ids == "number":
+        assert type(wire) is int and wire > 2**53  # a float would have changed it
+        wrong = str(wire)
+    else:
+        assert isinstance(wire, str) and wire.isdigit()
+        wrong = int(wire)
+    assert (listed[0]["job_id"], listed[0]["task_id"]) == (farm.job_ids[0], "000")
+    with httpx.Client() as http:
+        report = {"status": "downloading", "bytes_downloaded": 0, "bytes_to_download": 1}
+        auth = {"Authorization": f"Bearer {farm.token}"}
+        refused = http.post(
+            f"{farm.url}/downloads/status", json={**report, "download_id": wrong}, headers=auth
+        )
+        assert refused.status_code == 400
+        assert "'download_id' must be the" in refused.json()["error"]
+        taken = http.post(
+            f"{farm.url}/downloads/status", json={**report, "download_id": wire}, headers=auth
+        )
+        assert taken.status_code == 201
+        assert taken.json()["download_id"] == wire
+
+
+def test_the_farm_varies_what_the_contract_allows(start_farm):
+    farm = start_farm(
+        "--numeric-job-ids", "--ok-status", "200", "--max-page", "3", jobs=1, tasks=7, files=1
+    )
+    first = raw_listing(farm, "limit=100")
+    assert first.status_code == 200
+    page = first.json()
+    assert len(page["downloads"]) == 3 and page["next_cursor"]  # capped, whatever was asked
+    assert page["downloads"][1]["job_id"] == int(farm.job_ids[0])
+    assert page["downloads"][1]["task_id"] == 1
+    with FarmClient(farm.url, credentials_from_text(farm.token, "t")) as client:
+        pages = list(client.iter_job_downloads(farm.job_ids[0], page_size=100))
+    assert [len(p.downloads) for p in pages] == [3, 3, 1]
+    assert pages[0].downloads[1].label == f"{farm.job_ids[0]}:001"  # padded again

@@ -130,9 +130,46 @@ def test_expired_urls_are_refreshed_and_bytes_kept(start_farm, make_engine, tmp_
     assert files_on_disk(tmp_path / job) == farm_files(farm.store(), job)
     farm.stats()
     details = [r["detail"] for r in farm.store().audit_rows("file")]
-    assert any("-> 403" in d for d in details)  # URLs did expire...
+    assert any("-> 400" in d for d in details)  # URLs did expire (as GCS says it)...
     assert any("-> 206" in d for d in details)  # ...and cut transfers resumed
     assert engine.snapshot().totals.downloads_failed == 0
+
+
+@pytest.mark.parametrize(("style", "refusal"), [("gcs", "-> 400"), ("s3", "-> 403")])
+def test_urls_that_expire_while_the_queue_waits_are_refreshed_per_file(
+    start_farm, make_engine, tmp_path, style, refusal
+):
+    """One worker, a slow link and URLs that live 2 s: every task after the first finds
+    its URLs expired, as storage says it. Each file gets a fresh URL when refused, within
+    the one attempt a Download has here."""
+    farm = start_farm(
+        "--url-ttl",
+        "2",
+        "--expired-style",
+        style,
+        "--faults",
+        "bandwidth=512KiB",
+        jobs=1,
+        tasks=4,
+        files=2,
+        size=400_000,
+        uniform=True,
+    )
+    engine = make_engine(
+        farm, tmp_path, jobs=farm.job_ids, exit_when_done=True, threads=1, max_attempts=1
+    )
+    engine.start()
+    assert engine.stop_event.wait(90)
+    assert engine.shutdown() == 0
+    job = farm.job_ids[0]
+    assert files_on_disk(tmp_path / job) == farm_files(farm.store(), job)
+    assert not temp_files(tmp_path)
+    farm.stats()
+    details = [r["detail"] for r in farm.store().audit_rows("file")]
+    assert sum(refusal in d for d in details) >= 3  # the tasks that waited were refused
+    totals = engine.snapshot().totals
+    assert (totals.files_downloaded, totals.downloads_failed) == (8, 0)
+    assert farm.store().status_counts()["downloaded"] == 4
 
 
 def test_the_md5_journal_skips_hashing_unchanged_files(start_farm, make_engine, tmp_path):
