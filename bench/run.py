@@ -1,6 +1,6 @@
 """The benchmark suite: cdl-tui against the tools a user would otherwise reach for.
 
-    python bench/run.py [--runs 3] [--quick] [--skip-100k]
+    python bench/run.py [--runs 3] [--quick] [--skip-100k] [--only-noop]
 
 Everything is measured in one run on this machine and reported as ratios against a
 reference measured in the same run (timings drift between runs; ratios less so).
@@ -247,6 +247,9 @@ class Bench:
 
     def run(self) -> dict:
         runs = self.args.runs
+        self.results["noop"] = self.noop_rerun(max(runs, 5))
+        if self.args.only_noop:
+            return self.results
         nginx = self.start_nginx()
         table = []
         for name, (tasks, files_per_task, full_size) in DATASETS.items():
@@ -474,6 +477,57 @@ class Bench:
         print(f"  100k: {row}", flush=True)
         return row
 
+    def noop_rerun(self, runs: int) -> dict:
+        """A rerun of a job that is complete on disk (8 tasks, 24 files): it has nothing
+        to do and must end at once; `cdl-tui --version` is the floor (start-up alone)."""
+        print("bench: a rerun with nothing to do", flush=True)
+        data = self.work / "noop"
+        subprocess.run(
+            [BIN / "cdl-farm", "generate", str(data), "--jobs", "1", "--tasks", "8"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        api, token = self.start_farm(data)
+        out, events = self.work / "noop-out", self.work / "noop-events.jsonl"
+        command = [
+            BIN / "cdl-tui",
+            "--headless",
+            "--api-url",
+            api,
+            "00001",
+            "--exit-when-done",
+            "--output",
+            str(out),
+            "--events-jsonl",
+            str(events),
+        ]
+        env = {**self.env, "CDL_API_KEY": token}
+        timed(command, env=env)  # the first run fetches everything
+        stops = []
+
+        def rerun() -> float:
+            took = timed(command, env=env)
+            at = {}
+            for line in events.read_text().splitlines():
+                event = json.loads(line)
+                at[event["event"]] = event["at"]
+            stops.append(at["engine_stopped"] - at["engine_drained"])
+            return took
+
+        row = {
+            "rerun_s": self.measure("no-op rerun of a complete job", runs, rerun),
+            "version_s": self.measure(
+                "cdl-tui --version", runs, lambda: timed([BIN / "cdl-tui", "--version"])
+            ),
+            "drained_to_stopped_s": round(max(stops), 4),
+        }
+        print(f"  no-op rerun: {row}", flush=True)
+        self.stop(self.procs[-1:])
+        del self.procs[-1:]
+        shutil.rmtree(data, ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)
+        return row
+
     @staticmethod
     def _rss(pid: int) -> float:
         try:
@@ -499,8 +553,33 @@ class Bench:
         shutil.rmtree(self.disk, ignore_errors=True)
 
 
+def noop_rows(noop: dict) -> list[tuple]:
+    return [
+        (
+            "no-op rerun of a complete job, wall s",
+            noop["rerun_s"],
+            "<= 0.5",
+            lambda r: r <= 0.5,
+        ),
+        (
+            "no-op rerun, time vs cdl-tui --version (report)",
+            noop["rerun_s"] / noop["version_s"],
+            "report",
+            lambda _value: True,
+        ),
+        (
+            "no-op rerun: engine_drained -> engine_stopped, ms (worst)",
+            noop["drained_to_stopped_s"] * 1000,
+            "< 50",
+            lambda r: r < 50,
+        ),
+    ]
+
+
 def ratios(results: dict) -> list[dict]:
     """The standing targets, each as a ratio measured in this run."""
+    if "a" not in results:  # --only-noop
+        return _as_table(noop_rows(results["noop"]))
     a, b, c = results["a"], results["b"], results["c"]
     h, tui = results["hashing"], results["tui"]
     rows = [
@@ -577,6 +656,10 @@ def ratios(results: dict) -> list[dict]:
             ("100k-task job: first byte s", k["first_byte_s"] or 999, "< 1", lambda r: r < 1),
             ("100k-task job: peak RSS MiB", k["peak_rss_mib"], "< 300", lambda r: r < 300),
         ]
+    return _as_table(rows + noop_rows(results["noop"]))
+
+
+def _as_table(rows: list[tuple]) -> list[dict]:
     return [
         {"measure": m, "value": round(v, 3), "target": t, "met": bool(ok(v))}
         for m, v, t, ok in rows
@@ -588,9 +671,13 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="a smaller (a): 512 MiB")
     parser.add_argument("--skip-100k", action="store_true")
-    parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    parser.add_argument(
+        "--only-noop", action="store_true", help="only the no-op rerun (needs no other tool)"
+    )
+    parser.add_argument("--out", type=Path, help="default bench/results.json (-noop.json)")
     args = parser.parse_args()
-    for tool in ("nginx", "aria2c", "curl", "md5sum"):
+    args.out = args.out or HERE / ("results-noop.json" if args.only_noop else "results.json")
+    for tool in () if args.only_noop else ("nginx", "aria2c", "curl", "md5sum"):
         need(tool)
     bench = Bench(args)
     try:

@@ -287,7 +287,7 @@ class Engine:
             self._exit_code = exit_code
             self._pause_cond.notify_all()
         log.info("stopping: %s", reason)
-        self.queue.wake()
+        self.queue.close()
         self._feeder.wake()
         self.stop_event.set()
 

@@ -74,6 +74,7 @@ class PendingQueue:
         self._items: list[QueuedDownload] = []
         self._cond = threading.Condition()
         self._views: tuple[PendingView, ...] | None = None
+        self._closed = False  # the engine stops: every take() returns None at once
 
     def __len__(self) -> int:
         with self._cond:
@@ -93,10 +94,11 @@ class PendingQueue:
             self._cond.notify()
 
     def take(self, timeout: float, may_start: Callable[[], bool]) -> QueuedDownload | None:
-        """The first entry that may start now; None after `timeout` or if woken empty."""
+        """The first entry that may start now; None after `timeout`, or at once when the
+        queue is closed (idle workers wait here, and must not outlive a stop)."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while True:
+            while not self._closed:
                 now = time.monotonic()
                 wait = deadline - now
                 if may_start():
@@ -111,9 +113,16 @@ class PendingQueue:
                 if deadline - now <= 0:
                     return None
                 self._cond.wait(max(0.01, wait))
+            return None
 
     def wake(self) -> None:
         with self._cond:
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """Wake every waiting take() with None, now and from now on."""
+        with self._cond:
+            self._closed = True
             self._cond.notify_all()
 
     def remove(self, download_id: str) -> QueuedDownload | None:

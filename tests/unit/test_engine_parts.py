@@ -63,6 +63,25 @@ def test_take_waits_while_starting_is_not_allowed_and_wakes():
     assert got[0].download_id == "1"
 
 
+def test_closing_the_queue_releases_every_idle_taker_at_once():
+    """An idle worker waits in take(); a stop closes the queue and it must return then,
+    not when its timeout runs out (that made a no-op rerun wait 0.5 s to exit)."""
+    queue = PendingQueue()
+    got = []
+    takers = [threading.Thread(target=lambda: got.append(queue.take(60, always))) for _ in range(4)]
+    for taker in takers:
+        taker.start()
+    time.sleep(0.05)
+    queue.close()
+    for taker in takers:
+        taker.join(10)
+    assert not any(t.is_alive() for t in takers)
+    assert got == [None] * 4
+    queue.put(item(1))  # late arrivals (a worker putting its item back) are kept...
+    assert queue.take(60, always) is None  # ...but a closed queue hands nothing out
+    assert [i.download_id for i in queue.drain()] == ["1"]
+
+
 def test_views_are_cached_until_the_queue_changes():
     queue = PendingQueue()
     queue.put(item(1))
