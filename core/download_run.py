@@ -31,6 +31,7 @@ from .transfer import (
     fetch_file,
     hash_file,
     make_dirs,
+    partial_size,
     sync_dir,
 )
 
@@ -43,6 +44,9 @@ log = logging.getLogger("cdl.worker")
 # claim a moment later (a daemon's Downloads are leased by /downloads/next already); in
 # exchange a Download done within it costs one request, not two.
 CLAIM_GRACE = 1.0
+# Fresh URLs one file may get in one attempt: each must take the file further than it
+# ever was (see _fetch), and this bounds a farm whose listing never stops answering.
+MAX_REFRESHES = 64
 
 
 class AttemptFailed(CdlError):
@@ -153,23 +157,23 @@ class DownloadRun:
         self._fetch(afile, started)
 
     def _fetch(self, afile: ActiveFile, started: float) -> None:
-        """Fetch the file through a verified temp file, up to `file_attempts` tries; an
-        expired URL is replaced at once by a fresh one (see _refresh_urls)."""
+        """Fetch the file through a verified temp file, up to `file_attempts` tries.
+
+        A refused URL (expired) is replaced at once by a fresh one from the farm, keeping
+        the bytes on disk. Tries are counted so that storage cannot keep a worker for
+        ever: the refusal of a URL that had gone stale costs no try, and neither does the
+        rest of the file once a fresh URL has brought it further than it ever was (its
+        tries start again); a fresh URL refused before any new byte costs one.
+        """
         engine, active, dest = self.engine, self.active, afile.dest
         attempts = self.config.file_attempts
-        tries = 0
+        tries = refreshes = 0
         fresh_url = False  # the URL was just refreshed and has not been tried yet
+        furthest = partial_size(dest, afile.remote)  # bytes on disk at best so far
         while True:
             tries += 1
-            received = 0
-
-            def on_bytes(count: int) -> None:
-                nonlocal received
-                received += count
-                engine.progress(active, afile, count, network=True)
-
             progress = Progress(
-                on_bytes=on_bytes,
+                on_bytes=lambda n: engine.progress(active, afile, n, network=True),
                 on_resumed=lambda n: engine.progress(active, afile, n, network=False),
                 check_stop=self._checkpoint,
                 throttle=engine.throttle.consume,
@@ -186,17 +190,25 @@ class DownloadRun:
             except TransferError as exc:
                 if exc.no_space:
                     raise WaitForDisk(str(exc)) from None
-                if fresh_url and received:
-                    tries = 1  # a fresh URL that delivered new bytes: this file starts over
+                kept = partial_size(dest, afile.remote)
+                if fresh_url and kept > furthest:
+                    tries = 1  # a fresh URL took the file further: its tries start again
+                furthest = max(furthest, kept)
+                stale = exc.expired and not fresh_url  # not a fresh URL refused at once
                 fresh_url = False
-                if not exc.retryable or tries >= attempts:
+                if not exc.retryable or (tries >= attempts and not stale):
                     raise self._file_failed(afile, str(exc)) from None
                 log.info("%s: %s (try %d/%d)", afile.remote.relative_path, exc, tries, attempts)
-                if exc.expired and self._refresh_urls():
-                    # Fresh signed URLs, at once; the bytes on disk are kept and resumed.
-                    fresh_url = True
-                    continue
                 engine.set_file_state(active, afile, FileState.DOWNLOADING)  # resets progress
+                if exc.expired and refreshes < MAX_REFRESHES and self._refresh_url(afile):
+                    # A fresh signed URL, at once; the bytes on disk are kept and resumed.
+                    refreshes += 1
+                    fresh_url = True
+                    if stale:
+                        tries -= 1  # a URL that went stale is not this file's failure
+                    continue
+                if tries >= attempts:  # stale, and the farm had no fresh URL
+                    raise self._file_failed(afile, str(exc)) from None
                 backoff = self.config.file_retry_delay * 2 ** (tries - 1)
                 engine.sleep(active, backoff * random.uniform(0.5, 1.0))  # jitter
                 continue
@@ -214,9 +226,10 @@ class DownloadRun:
             sync_dir(directory)
         self._renamed_into.clear()
 
-    def _refresh_urls(self) -> bool:
+    def _refresh_url(self, refused: ActiveFile) -> bool:
         """Ask the farm for this Download afresh and give every file not yet in place its
-        fresh URL (matched by relative path); False if the farm had none to give."""
+        fresh URL (matched by relative path). False if the refused file got none."""
+        old_url = refused.remote.url
         if not self.engine.refresh(self.item):
             return False
         fresh = {remote.relative_path: remote for remote in self.item.download.files}
@@ -224,6 +237,9 @@ class DownloadRun:
             in_place = afile.state.finished and afile.state is not FileState.FAILED
             if not in_place and afile.remote.relative_path in fresh:
                 afile.remote = fresh[afile.remote.relative_path]
+        if refused.remote.url == old_url:
+            log.warning("%s: the farm gave no fresh URL", refused.remote.relative_path)
+            return False
         log.info("%s: fresh URLs from the farm", self.item.download.label)
         return True
 

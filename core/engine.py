@@ -414,7 +414,8 @@ class Engine:
             for batch in self.client.iter_job_downloads(d.job_id, (d.task_id,), page_size=10):
                 for fresh in batch.downloads:
                     if fresh.download_id == d.download_id:
-                        item.download = self._filtered(fresh)
+                        # Reports keep the ID's type as first given, whatever this says.
+                        item.download = replace(self._filtered(fresh), wire_id=d.wire_id)
                         item.refresh = False
                         item.changed()
                         return True

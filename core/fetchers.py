@@ -35,6 +35,8 @@ class BodySource(Protocol):
     def header(self, name: str) -> str | None: ...
     def readinto(self, view: memoryview) -> int: ...
     def finish(self, complete: bool) -> None: ...
+    def limit_wait(self, seconds: float) -> None:
+        """Make each further read wait at most `seconds` for data (where it can)."""
 
 
 class _StdlibBody:
@@ -53,6 +55,10 @@ class _StdlibBody:
 
     def readinto(self, view: memoryview) -> int:
         return self._response.readinto(view)
+
+    def limit_wait(self, seconds: float) -> None:
+        if self._conn.sock is not None:
+            self._conn.sock.settimeout(max(0.01, seconds))
 
     def finish(self, complete: bool) -> None:
         if complete and not self._response.isclosed():
@@ -144,6 +150,9 @@ class _HttpxBody:
         view[:count] = self._left[:count]
         self._left = self._left[count:]
         return count
+
+    def limit_wait(self, seconds: float) -> None:
+        """httpx's read timeout stays as configured (proxied transfers only)."""
 
     def finish(self, complete: bool) -> None:  # noqa: ARG002 - httpx pools by itself
         self._stream.__exit__(None, None, None)

@@ -386,7 +386,7 @@ class _Transfer:
         """Check the answer; False if the body is not needed (every byte is on disk)."""
         status = body.status
         if status in (400, 403, 410):
-            code, reason = storage_refusal(body)
+            code, reason = storage_refusal(body, self.progress.check_stop)
             # Storage says "expired" its own way: Google Cloud Storage 400 ExpiredToken,
             # Amazon S3 403 AccessDenied, others 410. Each asks for a fresh URL.
             if status != 400 or code == "ExpiredToken":
@@ -513,21 +513,34 @@ class _Transfer:
 
 
 ERROR_BODY_LIMIT = 4096  # bytes of an error answer read for its reason
+ERROR_BODY_SECONDS = 2.0  # and for at most this long
 _XML_CODE = re.compile(r"<Code>\s*([^<]{1,80}?)\s*</Code>")
 _XML_MESSAGE = re.compile(r"<Message>\s*([^<]{1,300}?)\s*</Message>")
 
 
-def storage_refusal(body: BodySource) -> tuple[str, str]:
+def storage_refusal(
+    body: BodySource, check_stop: Callable[[], None] | None = None
+) -> tuple[str, str]:
     """(code, ": reason") from a storage service's error answer: the XML `<Code>` and
     `<Message>` that S3 and Google Cloud Storage send, else the start of the text.
 
-    At most ERROR_BODY_LIMIT bytes are read, so an endless or stalled error body cannot
-    hold a worker; the reason is one short printable line.
+    At most ERROR_BODY_LIMIT bytes are read, for at most ERROR_BODY_SECONDS, and a stop
+    is seen between reads: an endless or stalled error body cannot hold a worker. The
+    reason is one short printable line.
     """
     buffer = bytearray(ERROR_BODY_LIMIT)
     view, filled = memoryview(buffer), 0
+    deadline = time.monotonic() + ERROR_BODY_SECONDS
     with contextlib.suppress(*NETWORK_ERRORS):
-        while filled < len(buffer) and (count := body.readinto(view[filled:])):
+        while filled < len(buffer) and (left := deadline - time.monotonic()) > 0:
+            if check_stop is not None:
+                check_stop()
+            body.limit_wait(left)
+            # Small reads: a buffered read waits to fill what it is given, and a body that
+            # stalls part-way must still yield what came before the stall.
+            count = body.readinto(view[filled : filled + 8])
+            if not count:
+                break
             filled += count
     text = buffer[:filled].decode("utf-8", "replace")
     code_match, message_match = _XML_CODE.search(text), _XML_MESSAGE.search(text)

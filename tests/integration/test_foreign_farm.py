@@ -205,8 +205,21 @@ def test_a_fresh_url_that_delivers_bytes_resets_the_files_tries(
         return (206 if start else 200), headers, iter([data[:100_000]])  # then the cut
 
     farm.storage = storage
-    code, totals = run(make_engine, farm, tmp_path / "out", max_attempts=1, file_attempts=3)
-    assert code == 0
+    done = []  # progress of the file as the screen would show it, all along
+    engine = make_engine(
+        SimpleNamespace(url=farm.url, token=farm.token),
+        tmp_path / "out",
+        jobs=["8285"],
+        exit_when_done=True,
+        max_attempts=1,
+        file_attempts=3,
+    )
+    engine.start()
+    while not engine.stop_event.wait(0.002):
+        done += [f.done for a in engine.snapshot().active for f in a.files]
+    assert engine.shutdown() == 0
+    assert done and max(done) <= 500_000  # bytes resumed from disk are not counted twice
+    totals = engine.snapshot().totals
     assert totals.files_downloaded == 1
     assert files_on_disk(tmp_path / "out" / "08285") == {
         "deep/deep.1001.exr": base64.b64encode(
@@ -225,8 +238,45 @@ def test_a_fresh_url_refused_before_any_byte_uses_a_try(foreign_farm, make_engin
     farm.storage = lambda name, generation, start: (400, {}, GCS_EXPIRED)
     code, totals = run(make_engine, farm, tmp_path / "out", max_attempts=1, file_attempts=3)
     assert (code, totals.downloads_failed) == (1, 1)
-    assert len(farm.file_requests) == 3  # three tries, each with its own URL...
-    assert [g for _, g, _ in farm.file_requests] == [1, 2, 3]
-    assert farm.generation == 3  # ...the first listing and two refreshes
+    # The listing's URL had gone stale (no try used); then three fresh ones, each refused
+    # before any byte, each a try.
+    assert [g for _, g, _ in farm.file_requests] == [1, 2, 3, 4]
+    assert farm.generation == 4
     ((_, message),) = farm.fails
     assert "ExpiredToken" in message
+
+
+def test_a_stale_url_refused_on_the_last_try_still_gets_a_fresh_one(
+    foreign_farm, make_engine, tmp_path
+):
+    contents: dict[str, bytes] = {}
+    downloads = [a_download(BIG_ID, 1, ["beauty/beauty.1001.exr"], 1000, contents)]
+    farm = foreign_farm(downloads, contents)
+    answers = iter([(503, {}, b"busy"), (503, {}, b"busy"), (400, {}, GCS_EXPIRED)])
+    serve = farm.storage
+    farm.storage = lambda name, gen, start: next(answers) if gen == 1 else serve(name, gen, start)
+    code, totals = run(make_engine, farm, tmp_path / "out", max_attempts=1, file_attempts=3)
+    assert (code, totals.files_downloaded) == (0, 1)
+    assert [g for _, g, _ in farm.file_requests] == [1, 1, 1, 2]
+
+
+def test_storage_that_ignores_range_cannot_keep_a_file_refreshing_for_ever(
+    foreign_farm, make_engine, tmp_path
+):
+    """One-use URLs, each answering 200 from byte 0 (Range ignored) and cut after 100 KB:
+    a fresh URL brings no byte further than the last, so the tries run out."""
+    contents: dict[str, bytes] = {}
+    downloads = [a_download(BIG_ID, 1, ["deep/deep.1001.exr"], 500_000, contents)]
+    farm = foreign_farm(downloads, contents)
+    used: set[int] = set()
+
+    def storage(name, generation, start):
+        if generation in used:
+            return 400, {}, GCS_EXPIRED
+        used.add(generation)
+        return 200, {"Content-Length": str(500_000)}, iter([contents[name][:100_000]])
+
+    farm.storage = storage
+    code, totals = run(make_engine, farm, tmp_path / "out", max_attempts=1, file_attempts=3)
+    assert (code, totals.downloads_failed) == (1, 1)
+    assert farm.generation == 3  # the listing and two refreshes, then the tries ran out

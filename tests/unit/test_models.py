@@ -150,18 +150,6 @@ def test_a_string_download_id_is_sent_back_as_a_string():
     assert (download.download_id, download.wire_id) == ("dl-0042", "dl-0042")
 
 
-def test_a_numeric_id_in_a_json_answer_never_passes_through_a_float():
-    import json
-
-    (download,) = parse_downloads(
-        json.loads(
-            f'[{{"download_id": {BIG_ID}, "job_id": "1", '
-            '"task_id": "2", "output_dir": "/o", "size": 0, "files": []}]'
-        )
-    ).downloads
-    assert download.wire_id == BIG_ID
-
-
 def test_numeric_job_and_task_ids_are_padded():
     download = parse_download(good_download(job_id=8285, task_id=4))
     assert (download.job_id, download.task_id, download.label) == ("08285", "004", "08285:004")
