@@ -94,6 +94,16 @@ def _as_path(value: Any) -> Path:
     return Path(_as_str(value)).expanduser()
 
 
+def _as_path_list(value: Any) -> tuple[Path, ...]:
+    """Folders: a TOML list, or text separated by ':' (as in CDL_OUTPUT_ROOTS)."""
+    items = value if isinstance(value, list) else _as_str(value).split(os.pathsep)
+    paths = tuple(_as_path(item) for item in items if str(item).strip())
+    for path in paths:
+        if not path.is_absolute():
+            raise ValueError(f"{path} is not an absolute path")
+    return paths
+
+
 def _as_secret(value: Any) -> Secret:
     return Secret(_as_str(value))
 
@@ -271,8 +281,17 @@ class Settings:
     history_size: int = _setting(
         100, _as_positive_int, "files and tasks kept in history (daemon mode)"
     )
-    file_mode: int = _setting(0o664, _as_mode, "permissions of downloaded files (octal)")
-    dir_mode: int = _setting(0o775, _as_mode, "permissions of created folders (octal)")
+    file_mode: int | None = _setting(
+        None, _as_mode, "force this mode on downloaded files (octal; default 0666 & ~umask)"
+    )
+    dir_mode: int | None = _setting(
+        None, _as_mode, "force this mode on created folders (octal; default 0777 & ~umask)"
+    )
+    output_roots: tuple[Path, ...] = _setting(
+        (),
+        _as_path_list,
+        "folders a farm's output_dir must be under (else fallback_dir); list, or a:b",
+    )
     group: str | None = _setting(None, _as_group, "group to give downloaded files and folders")
     fallback_dir: Path = _setting(
         Path("~/cdl-downloads"),
@@ -417,6 +436,8 @@ def describe_settings(settings: Settings) -> list[tuple[str, str, str]]:
             shown = oct(value)
         elif name == "path_map":
             shown = "; ".join(f"{a} -> {b}" for a, b in value) or "(none)"
+        elif name == "output_roots":
+            shown = ", ".join(map(str, value)) or "(none: any output_dir that passes the checks)"
         else:
             shown = str(value)
         rows.append((name, shown, settings.source_of(name)))

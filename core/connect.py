@@ -104,4 +104,5 @@ def engine_config_from(
         disk_margin=settings.disk_margin,
         temp_max_age=settings.temp_max_age,
         path_map=settings.path_map,
+        output_roots=settings.output_roots,
     )

@@ -1,8 +1,12 @@
 """Where a Download's files land, and the checks that keep them inside their root.
 
 With `--output DIR` a Download goes to `DIR/<job_id>/`; without it, to its own
-`output_dir`. An `output_dir` that cannot exist here (a Windows path on Linux, a relative
-path, a mount we cannot write) falls back to `<fallback>/<job_id>/` with a warning.
+`output_dir` (after `path_map`). The farm's output_dir is untrusted: one that cannot exist
+here, that resolves (links followed) to a system folder, the home folder or a hidden one,
+or that is outside `output_roots` when those are set, falls back to
+`<fallback>/<job_id>/<output_dir as folders>/` with a warning naming it. Every root is
+returned as a real path (no link in it), which core.folders then opens one component at a
+time without following links.
 """
 
 from __future__ import annotations
@@ -12,12 +16,12 @@ import os
 import re
 import stat
 from dataclasses import dataclass
-from pathlib import Path, PurePath
+from pathlib import Path, PurePosixPath
 
 from .diskguard import existing_ancestor
 from .errors import ConfigError
 from .models import Download, RemoteFile
-from .paths import UnsafePath
+from .paths import MAX_NAME_BYTES, UnsafePath
 from .transfer import Permissions, make_dirs
 
 DEFAULT_FALLBACK = Path("~/cdl-downloads")
@@ -29,17 +33,47 @@ class DestinationPolicy:
     output: Path | None = None
     fallback: Path = DEFAULT_FALLBACK
     path_map: tuple[tuple[str, str], ...] = ()  # (from, to) prefixes of output_dir
+    output_roots: tuple[Path, ...] = ()  # if set, an output_dir must be under one of them
 
     def root_for(self, download: Download) -> tuple[Path, str | None]:
-        """The folder the Download's relative paths hang from, and a warning if it fell back."""
+        """The folder the Download's relative paths hang from (a real path), and a warning
+        if the farm's output_dir was refused and the fallback is used instead."""
         if self.output is not None:
-            return self.output.expanduser() / download.job_id, None
+            return _real(self.output) / download.job_id, None
         output_dir = map_output_dir(download.output_dir, self.path_map)
-        reason = output_dir_problem(output_dir)
+        reason = output_dir_problem(output_dir, self.allowed_roots())
         if reason is None:
-            return Path(output_dir), None
-        fallback = self.fallback.expanduser() / download.job_id
+            return _real(Path(output_dir)), None
+        fallback = _real(self.fallback) / download.job_id / mirrored(output_dir)
         return fallback, f"output_dir {output_dir!r} {reason}; using {fallback}"
+
+    def allowed_roots(self) -> tuple[Path, ...] | None:
+        """Where an output_dir may be: `output_roots` and the `path_map` targets (None:
+        anywhere that passes the other checks)."""
+        if not self.output_roots:
+            return None
+        return (*self.output_roots, *(Path(target) for _, target in self.path_map))
+
+
+def _real(path: Path) -> Path:
+    """`path` with every link resolved (the part that exists; the rest as written)."""
+    return Path(os.path.realpath(path.expanduser()))
+
+
+def mirrored(output_dir: str) -> PurePosixPath:
+    """The refused output_dir as relative folders under the fallback, so that Downloads
+    from different output_dirs never share a path there: `/etc/x` -> `etc/x`,
+    `C:\\shots\\a` -> `C/shots/a`; hidden or relative parts are made plain."""
+    parts = []
+    for raw in re.split(r"[\\/]+", output_dir):
+        part = raw.rstrip(":").strip()
+        if part in ("", ".", ".."):
+            continue
+        if part.startswith("."):
+            part = "_" + part.lstrip(".")
+        cut = part.encode("utf-8", "surrogatepass")[:MAX_NAME_BYTES]
+        parts.append(cut.decode("utf-8", "ignore"))
+    return PurePosixPath(*parts)
 
 
 def map_output_dir(output_dir: str, rules: tuple[tuple[str, str], ...]) -> str:
@@ -78,12 +112,13 @@ SYSTEM_ROOTS = tuple(
 )
 
 
-def output_dir_problem(output_dir: str) -> str | None:
+def output_dir_problem(output_dir: str, allowed: tuple[Path, ...] | None = None) -> str | None:
     """Why `output_dir` cannot be used on this machine, or None if it can.
 
-    The farm's output_dir is untrusted too: besides paths that cannot exist here, it may
-    not be the filesystem root, a system folder, the user's home (or above it), or go
-    through a hidden folder (a farm must not be able to write ~/.ssh/authorized_keys).
+    The farm's output_dir is untrusted too: besides paths that cannot exist here, neither
+    it nor what it resolves to (links followed) may be the filesystem root, a system
+    folder, the user's home (or above it), or go through a hidden folder (a farm must not
+    be able to write ~/.ssh/authorized_keys); with `allowed` roots it must be under one.
     """
     if not output_dir:
         return "is empty"
@@ -92,74 +127,76 @@ def output_dir_problem(output_dir: str) -> str | None:
     path = Path(output_dir)
     if not path.is_absolute():
         return "is not an absolute path"
-    if any(part in (".", "..") or part.startswith(".") for part in path.parts[1:]):
-        return "goes through a hidden or relative folder"
-    normal = Path(os.path.normpath(path))
-    if normal == Path(normal.anchor) or any(
-        normal == root or root in normal.parents for root in SYSTEM_ROOTS
-    ):
-        return "is a system folder"
-    home = Path.home()
-    if normal == home or normal in home.parents:
-        return "is the home folder or above it"
-    existing = existing_ancestor(path)
+    real = _real(path)
+    for candidate, how in ((path, ""), (real, f" (it resolves to {real})")):
+        if any(part in (".", "..") or part.startswith(".") for part in candidate.parts[1:]):
+            return f"goes through a hidden or relative folder{how}"
+        normal = Path(os.path.normpath(candidate))
+        if normal == Path(normal.anchor) or any(
+            normal == root or root in normal.parents for root in SYSTEM_ROOTS
+        ):
+            return f"is a system folder{how}"
+        home = Path.home()
+        if normal == home or normal in home.parents:
+            return f"is the home folder or above it{how}"
+    if allowed is not None:
+        roots = [_real(root) for root in allowed]
+        if not any(real == root or root in real.parents for root in roots):
+            named = ", ".join(map(str, allowed))
+            return f"is not under output_roots ({named})"
+    existing = existing_ancestor(real)
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         return f"cannot be written here ({existing} is not a writable folder)"
     return None
 
 
-def _real_path(
-    root_real: Path, parts: tuple[str, ...], walked: dict[tuple[str, ...], tuple[Path, bool]]
-) -> Path:
-    """What `root_real / parts` resolves to, following the symlinks on the way.
-
-    Like Path.resolve(), but one lstat per path component under the root, each done once
-    per Download (`walked` remembers them), not one per component of the whole path per
-    file; nothing below a component that does not exist yet is looked up.
-    """
-    real, exists = root_real, True
-    for depth in range(1, len(parts) + 1):
-        known = walked.get(parts[:depth])
-        if known is not None:
-            real, exists = known
-            continue
-        real = real / parts[depth - 1]
-        if exists:
-            try:
-                if stat.S_ISLNK(os.lstat(real).st_mode):
-                    real = real.resolve()
-            except OSError:
-                exists = False
-        walked[parts[:depth]] = (real, exists)
-    return real
-
-
 def plan_files(download: Download, root: Path) -> list[tuple[RemoteFile, Path]]:
-    """Each file with its destination; raises UnsafePath if any would escape `root`.
+    """Each file with its destination; raises UnsafePath for a Download that must not be
+    written: a path through a symbolic link (or a file) under `root`, two files on one
+    path, or a file whose path is also a folder of another file (`pre` and `pre/child`).
 
     Relative paths were checked lexically when the Download was parsed; here the disk is
-    consulted: a path through a symlink that leads outside the root is refused, and so are
-    two files of one Download that land on the same path.
+    consulted. core.folders refuses a link that appears later, when the folders are made.
     """
-    root_real = root.expanduser().resolve()
-    walked: dict[tuple[str, ...], tuple[Path, bool]] = {}
-    seen: dict[str, str] = {}
+    paths: set[str] = set()
+    for remote in download.files:
+        if remote.relative_path in paths:
+            raise UnsafePath(f"{remote.relative_path!r} would be written twice")
+        paths.add(remote.relative_path)
+    root = root.expanduser()
+    checked: dict[tuple[str, ...], bool] = {}  # folder parts -> exists as a real folder
     planned = []
     for remote in download.files:
+        parts = PurePosixPath(remote.relative_path).parts
+        for depth in range(1, len(parts)):
+            folder = parts[:depth]
+            if "/".join(folder) in paths:
+                raise UnsafePath(
+                    f"{'/'.join(folder)!r} is a file and also the folder of "
+                    f"{remote.relative_path!r}"
+                )
+            if folder not in checked:
+                checked[folder] = _check_folder(root, folder, checked.get(folder[:-1], True))
         dest = root / remote.relative_path
-        real = _real_path(root_real, PurePath(remote.relative_path).parts, walked)
-        if real != root_real and root_real not in real.parents:
-            raise UnsafePath(
-                f"{remote.relative_path!r} leads outside {root} through a symbolic link"
-            )
-        key = str(real)
-        if key in seen:
-            raise UnsafePath(
-                f"{remote.relative_path!r} and {seen[key]!r} would be written to the same file"
-            )
-        seen[key] = remote.relative_path
+        if checked.get(parts[:-1], True) and dest.is_symlink():
+            raise UnsafePath(f"{remote.relative_path!r} in {root} is a symbolic link")
         planned.append((remote, dest))
     return planned
+
+
+def _check_folder(root: Path, parts: tuple[str, ...], parent_exists: bool) -> bool:
+    """Whether the folder `root/parts` exists; UnsafePath if a link or a file is there."""
+    if not parent_exists:
+        return False
+    try:
+        info = os.lstat(root.joinpath(*parts))
+    except OSError:
+        return False
+    if stat.S_ISLNK(info.st_mode):
+        raise UnsafePath(f"{'/'.join(parts)!r} in {root} is a symbolic link")
+    if not stat.S_ISDIR(info.st_mode):
+        raise UnsafePath(f"{'/'.join(parts)!r} in {root} is a file, not a folder")
+    return True
 
 
 # Errors that say the folder itself is wrong; any other (EIO, ENOTCONN, ESTALE, ...) says

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import time
-from pathlib import Path
+from pathlib import PurePosixPath
+from stat import S_ISREG
 from typing import TYPE_CHECKING
 
 from .destination import plan_files
 from .diskguard import WaitForDisk
 from .errors import AuthError, CdlError
 from .events import DownloadStarted
+from .folders import Folder, FolderTree, LinkRefused
 from .paths import UnsafePath
 from .pending import QueuedDownload
 from .states import FileState
@@ -27,12 +30,12 @@ from .transfer import (
     DestinationBusy,
     Progress,
     StopRequested,
+    Target,
     TransferError,
     fetch_file,
-    hash_file,
-    make_dirs,
-    partial_size,
-    sync_dir,
+    hash_fd,
+    partial_bytes,
+    remove_partial,
 )
 
 if TYPE_CHECKING:
@@ -66,8 +69,8 @@ class DownloadRun:
         self.item = item
         self.active: ActiveDownload = engine.begin(item, worker)
         self.config = engine.config
-        self._made_dirs: set[Path] = set()  # folders known to exist
-        self._renamed_into: set[Path] = set()  # folders whose renames are not synced yet
+        self._tree: FolderTree | None = None  # the Download's folders, opened safely
+        self._renamed_into: set[Folder] = set()  # folders whose renames are not synced yet
 
     def run(self) -> None:
         engine, active = self.engine, self.active
@@ -96,6 +99,8 @@ class DownloadRun:
             except UnsafePath as exc:
                 raise AttemptFailed(f"refused: {exc}", retryable=False) from None
             engine.set_files(active, root, planned)
+            perms = self.config.permissions
+            self._tree = FolderTree(root, perms.dir_mode, perms.group)
             engine.claim_paths(active)
             if not self.config.force:
                 reservation = engine.disk.reserve_for(root, planned)
@@ -113,6 +118,8 @@ class DownloadRun:
             engine.requeue_busy(active, str(exc))
             return
         except AttemptFailed as exc:
+            if engine.gives_up(self.item, retryable=exc.retryable):
+                self._remove_partials()  # no later try will resume them
             engine.attempt_failed(active, str(exc), retryable=exc.retryable, afile=exc.afile)
             return
         except AuthError as exc:
@@ -126,37 +133,54 @@ class DownloadRun:
         finally:
             engine.disk.release(reservation)
             engine.release_paths(active)
+            if self._tree is not None:
+                self._tree.close()
         engine.finish(active)
 
     def _checkpoint(self) -> None:
         self.engine.checkpoint(self.active)
 
+    @property
+    def tree(self) -> FolderTree:
+        if self._tree is None:
+            raise RuntimeError("the Download's folders are known once its files are planned")
+        return self._tree
+
+    def _target(self, afile: ActiveFile) -> Target:
+        """The file's folder, created and opened without following links, and its name."""
+        parts = PurePosixPath(afile.remote.relative_path).parts
+        try:
+            folder = self.tree.folder(parts[:-1])
+        except LinkRefused as exc:
+            # Someone put a link (or a file) where our folder goes: never write through it.
+            raise self._file_failed(afile, f"refused: {exc.strerror}", retryable=False) from None
+        except OSError as exc:
+            where = afile.dest.parent
+            raise self._file_failed(afile, f"cannot create {where}: {_why(exc)}") from None
+        return Target(folder, parts[-1])
+
     def _handle_file(self, afile: ActiveFile) -> None:
-        engine, active, dest = self.engine, self.active, afile.dest
+        engine, active = self.engine, self.active
         started = time.monotonic()
         self._checkpoint()
-        if engine.restore_settled(active, afile):
-            # Renamed by an earlier attempt of this Download, which failed before syncing.
-            self._renamed_into.add(dest.parent)
-            return
+        target = None
+        if active.item.settled.get(afile.remote.relative_path) is not None:
+            target = self._target(afile)
+            if engine.restore_settled(active, afile, target.folder.lstat(target.name)):
+                # Renamed by an earlier attempt of this Download, which failed before syncing.
+                self._renamed_into.add(target.folder)
+                return
         engine.set_file_state(active, afile, FileState.PREPARING)
-        if dest.parent not in self._made_dirs:
-            try:
-                make_dirs(dest.parent, self.config.permissions)
-            except OSError as exc:
-                raise self._file_failed(
-                    afile, f"cannot create {dest.parent}: {_why(exc)}"
-                ) from None
-            self._made_dirs.add(dest.parent)
-        if not self.config.force and dest.exists():
-            kept = self._existing(afile)
+        target = target or self._target(afile)
+        if not self.config.force and target.folder.lstat(target.name) is not None:
+            kept = self._existing(afile, target)
             if kept is not None:
                 engine.file_finished(active, afile, kept, time.monotonic() - started)
                 return
         engine.set_file_state(active, afile, FileState.DOWNLOADING)
-        self._fetch(afile, started)
+        self._fetch(afile, target, started)
 
-    def _fetch(self, afile: ActiveFile, started: float) -> None:
+    def _fetch(self, afile: ActiveFile, target: Target, started: float) -> None:
         """Fetch the file through a verified temp file, up to `file_attempts` tries.
 
         A refused URL (expired) is replaced at once by a fresh one from the farm, keeping
@@ -165,11 +189,11 @@ class DownloadRun:
         rest of the file once a fresh URL has brought it further than it ever was (its
         tries start again); a fresh URL refused before any new byte costs one.
         """
-        engine, active, dest = self.engine, self.active, afile.dest
+        engine, active = self.engine, self.active
         attempts = self.config.file_attempts
         tries = refreshes = 0
         fresh_url = False  # the URL was just refreshed and has not been tried yet
-        furthest = partial_size(dest, afile.remote)  # bytes on disk at best so far
+        furthest = partial_bytes(target, afile.remote)  # bytes on disk at best so far
         while True:
             tries += 1
             progress = Progress(
@@ -183,14 +207,14 @@ class DownloadRun:
                 resumed = fetch_file(
                     engine.fetcher,
                     afile.remote,
-                    dest,
+                    target,
                     permissions=self.config.permissions,
                     progress=progress,
                 )
             except TransferError as exc:
                 if exc.no_space:
                     raise WaitForDisk(str(exc)) from None
-                kept = partial_size(dest, afile.remote)
+                kept = partial_bytes(target, afile.remote)
                 if fresh_url and kept > furthest:
                     tries = 1  # a fresh URL took the file further: its tries start again
                 furthest = max(furthest, kept)
@@ -212,19 +236,30 @@ class DownloadRun:
                 backoff = self.config.file_retry_delay * 2 ** (tries - 1)
                 engine.sleep(active, backoff * random.uniform(0.5, 1.0))  # jitter
                 continue
-            self._renamed_into.add(dest.parent)
+            self._renamed_into.add(target.folder)
             if resumed:
                 log.info("%s: resumed from byte %d", afile.remote.relative_path, resumed)
-            engine.remember_verified(dest, afile.remote)
+            engine.remember_verified(afile.dest, afile.remote, target.folder.lstat(target.name))
             engine.file_finished(active, afile, FileState.COMPLETE, time.monotonic() - started)
             return
 
     def _sync_dirs(self) -> None:
         """Make this Download's renames durable before it is reported `downloaded`: once
         per folder, not once per file."""
-        for directory in self._renamed_into:
-            sync_dir(directory)
+        for folder in self._renamed_into:
+            folder.sync()
         self._renamed_into.clear()
+
+    def _remove_partials(self) -> None:
+        """The Download is given up: its temp files go (links at their names are removed,
+        never followed). Folders that were never opened hold none of ours."""
+        if self._tree is None:
+            return
+        for afile in self.active.files:
+            parts = PurePosixPath(afile.remote.relative_path).parts
+            folder = self._tree.opened(parts[:-1])
+            if folder is not None:
+                remove_partial(Target(folder, parts[-1]), afile.remote)
 
     def _refresh_url(self, refused: ActiveFile) -> bool:
         """Ask the farm for this Download afresh and give every file not yet in place its
@@ -243,57 +278,65 @@ class DownloadRun:
         log.info("%s: fresh URLs from the farm", self.item.download.label)
         return True
 
-    def _existing(self, afile: ActiveFile) -> FileState | None:
-        """CACHED or SKIPPED if the file on disk settles it; None if it must be fetched."""
+    def _existing(self, afile: ActiveFile, target: Target) -> FileState | None:
+        """CACHED or SKIPPED if the file on disk settles it; None if it must be fetched.
+        A link at the file's name is never followed: it differs, by definition."""
         engine, active, remote, dest = self.engine, self.active, afile.remote, afile.dest
-        if engine.trusted(dest, remote):
+        folder, name = target.folder, target.name
+        st = folder.lstat(name)
+        if engine.trusted(dest, remote, st):
             return FileState.CACHED
-        if engine.journal_md5(dest) == remote.md5:
-            engine.remember_verified(dest, remote)  # trusted for the rest of this run
+        if engine.journal_md5(dest, st) == remote.md5:
+            engine.remember_verified(dest, remote, st)  # trusted for the rest of this run
             return FileState.CACHED
-        try:
-            same_size = dest.is_file() and dest.stat().st_size == remote.size
-        except OSError:
-            same_size = False
-        if same_size:
+        if st is not None and S_ISREG(st.st_mode) and st.st_size == remote.size:
             engine.set_file_state(active, afile, FileState.HASHING)
             try:
-                digest = hash_file(
-                    dest,
-                    on_bytes=lambda n: engine.progress(active, afile, n, network=False),
-                    check_stop=self._checkpoint,
-                )
+                fd = folder.open(name, os.O_RDONLY)
+                try:
+                    digest = hash_fd(
+                        fd,
+                        on_bytes=lambda n: engine.progress(active, afile, n, network=False),
+                        check_stop=self._checkpoint,
+                    )
+                    st = os.fstat(fd)
+                finally:
+                    os.close(fd)
                 engine.count_hashed(remote.size)
             except OSError as exc:
                 log.warning("cannot hash %s (%s); fetching it again", dest, _why(exc))
                 digest = None
             if digest == remote.md5:
-                engine.remember_verified(dest, remote)
+                engine.remember_verified(dest, remote, st)
                 return FileState.CACHED
         policy = self.config.on_conflict
         if policy == "skip":
             log.warning("%s differs from the farm's file; kept (--on-conflict skip)", dest)
             return FileState.SKIPPED
         if policy == "backup":
-            backup = _backup_name(dest)
+            backup = _backup_name(folder, name)
             try:
-                dest.rename(backup)
+                folder.rename(name, backup)
             except OSError as exc:
                 raise AttemptFailed(f"cannot back up {dest}: {_why(exc)}") from None
-            log.warning("%s differed from the farm's file; moved it to %s", dest, backup.name)
+            log.warning("%s differed from the farm's file; moved it to %s", dest, backup)
         return None
 
-    def _file_failed(self, afile: ActiveFile, reason: str) -> AttemptFailed:
+    def _file_failed(
+        self, afile: ActiveFile, reason: str, *, retryable: bool = True
+    ) -> AttemptFailed:
         self.engine.file_failed(self.active, afile, reason)
-        return AttemptFailed(f"{afile.remote.relative_path}: {reason}", afile=afile)
+        return AttemptFailed(
+            f"{afile.remote.relative_path}: {reason}", retryable=retryable, afile=afile
+        )
 
 
-def _backup_name(dest: Path) -> Path:
+def _backup_name(folder: Folder, name: str) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    candidate = dest.with_name(f"{dest.name}.cdl-backup-{stamp}")
+    candidate = f"{name}.cdl-backup-{stamp}"
     serial = 1
-    while candidate.exists():
-        candidate = dest.with_name(f"{dest.name}.cdl-backup-{stamp}-{serial}")
+    while folder.lstat(candidate) is not None:
+        candidate = f"{name}.cdl-backup-{stamp}-{serial}"
         serial += 1
     return candidate
 

@@ -16,6 +16,7 @@ lock; the pending queue has its own (taken after the engine's, never before).
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
 import threading
@@ -23,6 +24,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from stat import S_ISREG
 
 from .api import FarmClient
 from .destination import DEFAULT_FALLBACK, DestinationPolicy
@@ -75,6 +77,11 @@ RECENT = 20  # history entries a snapshot carries (the headless summary prints t
 CONFLICT_POLICIES = ("overwrite", "skip", "backup")
 
 
+def _privileged() -> bool:
+    """Running as root, or as a service (systemd sets INVOCATION_ID for its units)."""
+    return os.geteuid() == 0 or bool(os.environ.get("INVOCATION_ID"))
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     jobs: tuple[JobSpec, ...] = ()
@@ -107,6 +114,7 @@ class EngineConfig:
     on_job_done: str | None = None  # shell command run when a job is complete
     temp_max_age: float = 2 * 86400.0  # unclaimed temp files older than this are removed
     path_map: tuple[tuple[str, str], ...] = ()  # output_dir prefixes, submitter -> here
+    output_roots: tuple[Path, ...] = ()  # if set, a farm's output_dir must be under one
     failed_hold: float = 900.0  # seconds a daemon keeps the lease of a Download it gave up
 
     @property
@@ -205,7 +213,10 @@ class Engine:
         self.reporter = Reporter(self._deliver)
         self.queue = PendingQueue()
         self.policy = DestinationPolicy(
-            output=config.output, fallback=config.fallback_dir, path_map=config.path_map
+            output=config.output,
+            fallback=config.fallback_dir,
+            path_map=config.path_map,
+            output_roots=config.output_roots,
         )
         self.disk = DiskGuard(config.disk_margin, config.free_space)
         self.throttle = TokenBucket(config.max_bandwidth)
@@ -253,6 +264,12 @@ class Engine:
         self.client.stop_reports_on(self.reporter.gave_up)
         self._started_at = time.time()
         self._started = time.monotonic()
+        if self.config.output is None and not self.config.output_roots and _privileged():
+            log.warning(
+                "output_roots is not set: the farm's output_dir chooses where files are "
+                "written (system, home and hidden folders are refused); set output_roots "
+                "to the folders renders belong in"
+            )
         roots = [p for p in (self.config.output, self.config.fallback_dir) if p is not None]
         threading.Thread(
             target=sweep_stale_temps,
@@ -755,31 +772,29 @@ class Engine:
                 self._pause_cond.wait(left)
         raise StopRequested("cancelled" if active.cancelled else "stopping")
 
-    def trusted(self, dest: Path, remote: RemoteFile) -> bool:
-        """True if this run verified `dest` already and it has not changed since."""
+    def trusted(self, dest: Path, remote: RemoteFile, st: os.stat_result | None) -> bool:
+        """True if this run verified `dest` already and it has not changed since (`st`:
+        the entry as it is now, a link not followed; None if there is none)."""
         key = self._verified.get(str(dest))
-        if key is None or key[3] != remote.md5:
-            return False
-        try:
-            st = dest.stat()
-        except OSError:
+        if key is None or key[3] != remote.md5 or st is None or not S_ISREG(st.st_mode):
             return False
         return key[:3] == (st.st_size, st.st_mtime_ns, st.st_ino)
 
-    def remember_verified(self, dest: Path, remote: RemoteFile) -> None:
-        try:
-            st = dest.stat()
-        except OSError:
+    def remember_verified(self, dest: Path, remote: RemoteFile, st: os.stat_result | None):
+        """`dest` (whose entry is `st` now) holds the farm's file."""
+        if st is None:
             return
         self._verified[str(dest)] = (st.st_size, st.st_mtime_ns, st.st_ino, remote.md5)
         if self.journal is not None:
             self.journal.record_verified(dest, remote.md5, st)
 
-    def journal_md5(self, dest: Path) -> str | None:
+    def journal_md5(self, dest: Path, st: os.stat_result | None) -> str | None:
         """The md5 the journal holds for an unchanged `dest` (None: hash it)."""
-        if self.journal is None or not self.config.md5_cache:
+        if self.journal is None or not self.config.md5_cache or st is None:
             return None
-        return self.journal.cached_md5(dest)
+        if not S_ISREG(st.st_mode):
+            return None
+        return self.journal.cached_md5(dest, st)
 
     def count_hashed(self, size: int) -> None:
         with self._lock:
@@ -875,14 +890,17 @@ class Engine:
             )
         )
 
-    def restore_settled(self, active: ActiveDownload, afile: ActiveFile) -> bool:
+    def restore_settled(
+        self, active: ActiveDownload, afile: ActiveFile, st: os.stat_result | None
+    ) -> bool:
         """On a retry: a file an earlier attempt put in place and that is unchanged since
-        is taken as it is (already counted and recorded). False if it must be redone."""
+        (`st`: its entry now) is taken as it is (already counted and recorded). False if
+        it must be redone."""
         state = active.item.settled.get(afile.remote.relative_path)
         if state is None:
             return False
         # A skipped file was never verified (it differs from the farm's by choice).
-        if state is not FileState.SKIPPED and not self.trusted(afile.dest, afile.remote):
+        if state is not FileState.SKIPPED and not self.trusted(afile.dest, afile.remote, st):
             return False
         with self._lock:
             afile.state = state
@@ -969,6 +987,10 @@ class Engine:
         )
         self._after_outcome(d.download_id)
 
+    def gives_up(self, item: QueuedDownload, *, retryable: bool) -> bool:
+        """Whether a failure of the attempt running now is the Download's last."""
+        return not retryable or item.attempts + 1 >= self.config.max_attempts
+
     def attempt_failed(
         self,
         active: ActiveDownload,
@@ -979,10 +1001,10 @@ class Engine:
     ) -> None:
         """One attempt failed: back to the queue with backoff, or given up after the last."""
         item = active.item
+        give_up = self.gives_up(item, retryable=retryable)
         item.attempts += 1
         item.last_error = reason
         item.changed()
-        give_up = not retryable or item.attempts >= self.config.max_attempts
         outcome = Outcome.REFUSED if not retryable else Outcome.FAILED
         d = item.download
         log.warning(

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 
 from .api import FarmClient
 from .destination import DestinationPolicy, plan_files
@@ -72,14 +73,19 @@ def _check_download(
 
 
 def compare(remote: RemoteFile, dest: Path, hash_present: bool = True) -> str:
+    """How the file at `dest` stands against the farm's. A link there is not followed:
+    it is not a downloaded file (a run would replace it), so it counts as missing."""
     try:
-        stat = dest.stat()
+        info = dest.lstat()
     except OSError:
         return "missing"
-    if not dest.is_file():
+    if not S_ISREG(info.st_mode):
         return "missing"
-    if stat.st_size != remote.size:
+    if info.st_size != remote.size:
         return "size differs"
-    if hash_present and hash_file(dest) != remote.md5:
-        return "md5 differs"
+    try:
+        if hash_present and hash_file(dest) != remote.md5:
+            return "md5 differs"
+    except OSError:
+        return "missing"
     return "same"

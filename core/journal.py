@@ -125,9 +125,9 @@ class Journal:
 
     # -- the md5 cache ---------------------------------------------------------------------
 
-    def cached_md5(self, path: Path) -> str | None:
+    def cached_md5(self, path: Path, st: os.stat_result | None = None) -> str | None:
         """The md5 recorded for `path` if the file is unchanged since; else None."""
-        key = stat_key(path)
+        key = stat_key(path, st)
         if key is None:
             return None
         self.lookups += 1

@@ -27,8 +27,9 @@ def normalize_relative_path(raw: str) -> str:
     """Return `raw` as a clean POSIX relative path, or raise UnsafePath with the reason.
 
     Refused: empty, absolute, a drive letter, a backslash, a NUL or other control byte, a
-    `..` component, an over-long name or path. Harmless `.` and empty components
-    (`a/./b`, `a//b`) are dropped so that two spellings of one file compare equal.
+    `..` component, a hidden name (`.ssh`), an over-long name or path. Harmless `.` and
+    empty components (`a/./b`, `a//b`) are dropped so that two spellings of one file
+    compare equal.
     """
     if not raw:
         raise UnsafePath("the path is empty")
@@ -47,6 +48,10 @@ def normalize_relative_path(raw: str) -> str:
         raise UnsafePath(f"the path {_shown(raw)} names no file")
     if ".." in parts:
         raise UnsafePath(f"the path {_shown(raw)} climbs out of its folder with '..'")
+    if any(part.startswith(".") for part in parts):
+        # .ssh, .git, .config...: never a render output, and our own temp files are
+        # hidden names: a farm must not be able to name them.
+        raise UnsafePath(f"the path {_shown(raw)} goes through a hidden name")
     for part in parts:
         if len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
             raise UnsafePath(f"a name in {_shown(raw)} is longer than {MAX_NAME_BYTES} bytes")

@@ -25,6 +25,7 @@ import hashlib
 import http.client
 import os
 import re
+import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ import httpx
 from .errors import CdlError
 from .faults import maybe_fail
 from .fetchers import PIPELINE_MIN, BodySource, Fetcher, HashPipeline
+from .folders import O_SAFE, Folder, apply_mode, open_folder
 from .models import RemoteFile
 from .paths import MAX_NAME_BYTES
 
@@ -95,26 +97,27 @@ def md5_hex(remote: RemoteFile) -> str:
     return remote.md5_digest.hex()
 
 
-def _our_name(dest: Path, remote: RemoteFile, suffix: str) -> Path:
+def our_name(name: str, remote: RemoteFile, suffix: str) -> str:
+    """The name of our temp, sidecar or lock file for the file `name` of `remote`."""
     tag = md5_hex(remote)[:12]
-    name = f".{dest.name}{TEMP_MARK}{tag}{suffix}"
-    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
-        digest = hashlib.sha1(dest.name.encode("utf-8", "surrogatepass"), usedforsecurity=False)
-        name = f"{TEMP_MARK}{digest.hexdigest()[:20]}-{tag}{suffix}"
-    return dest.with_name(name)
+    ours = f".{name}{TEMP_MARK}{tag}{suffix}"
+    if len(ours.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        digest = hashlib.sha1(name.encode("utf-8", "surrogatepass"), usedforsecurity=False)
+        ours = f"{TEMP_MARK}{digest.hexdigest()[:20]}-{tag}{suffix}"
+    return ours
 
 
 def temp_path_for(dest: Path, remote: RemoteFile) -> Path:
     """The hidden temp file beside `dest` that belongs to `remote` (name and md5)."""
-    return _our_name(dest, remote, TEMP_SUFFIX)
+    return dest.with_name(our_name(dest.name, remote, TEMP_SUFFIX))
 
 
 def etag_path_for(dest: Path, remote: RemoteFile) -> Path:
-    return _our_name(dest, remote, ETAG_SUFFIX)
+    return dest.with_name(our_name(dest.name, remote, ETAG_SUFFIX))
 
 
 def lock_path_for(dest: Path, remote: RemoteFile) -> Path:
-    return _our_name(dest, remote, LOCK_SUFFIX)
+    return dest.with_name(our_name(dest.name, remote, LOCK_SUFFIX))
 
 
 def is_temp_name(name: str) -> bool:
@@ -122,17 +125,53 @@ def is_temp_name(name: str) -> bool:
     return bool(_TEMP_RE.match(name))
 
 
-def remove_partial(dest: Path, remote: RemoteFile) -> None:
-    for path in (temp_path_for(dest, remote), etag_path_for(dest, remote)):
+@dataclass(frozen=True)
+class Target:
+    """Where a file lands: its name in a folder opened without following links."""
+
+    folder: Folder
+    name: str
+
+    @property
+    def path(self) -> Path:
+        return self.folder.path / self.name
+
+    def ours(self, remote: RemoteFile, suffix: str) -> str:
+        return our_name(self.name, remote, suffix)
+
+
+@contextlib.contextmanager
+def target_at(dest: Path) -> Iterator[Target]:
+    """A Target for `dest` whose folder exists (its real path opened without following
+    links); for single files and tests. A Download opens its folders with FolderTree."""
+    folder = open_folder(Path(os.path.realpath(dest.parent)), create=False)
+    try:
+        yield Target(folder, dest.name)
+    finally:
+        folder.close()
+
+
+def remove_partial(target: Target, remote: RemoteFile) -> None:
+    """Remove the temp file and its sidecar (links at those names go, not their targets)."""
+    for suffix in (TEMP_SUFFIX, ETAG_SUFFIX):
         with contextlib.suppress(OSError):
-            path.unlink()
+            target.folder.remove(target.ours(remote, suffix))
+
+
+def partial_bytes(target: Target, remote: RemoteFile) -> int:
+    """Bytes in the target's temp file now (nothing if something else holds its name)."""
+    info = target.folder.lstat(target.ours(remote, TEMP_SUFFIX))
+    return info.st_size if info is not None and stat.S_ISREG(info.st_mode) else 0
 
 
 def partial_size(dest: Path, remote: RemoteFile) -> int:
+    """Bytes in the temp file beside `dest` (an estimate for the disk guard: a link there
+    counts as nothing)."""
     try:
-        return temp_path_for(dest, remote).stat().st_size
+        info = temp_path_for(dest, remote).lstat()
     except OSError:
         return 0
+    return info.st_size if stat.S_ISREG(info.st_mode) else 0
 
 
 def hash_file(
@@ -140,46 +179,69 @@ def hash_file(
     on_bytes: Callable[[int], None] | None = None,
     check_stop: Callable[[], None] | None = None,
 ) -> str:
-    """Base64 md5 of a file on disk, reading in large blocks (hashlib drops the GIL)."""
-    digest = _hash_into(hashlib.md5(usedforsecurity=False), path, None, on_bytes, check_stop)
+    """Base64 md5 of a file on disk, reading in large blocks (hashlib drops the GIL).
+    A link at `path` is not followed (OSError)."""
+    fd = os.open(path, os.O_RDONLY | O_SAFE)
+    try:
+        return hash_fd(fd, on_bytes, check_stop)
+    finally:
+        os.close(fd)
+
+
+def hash_fd(
+    fd: int,
+    on_bytes: Callable[[int], None] | None = None,
+    check_stop: Callable[[], None] | None = None,
+) -> str:
+    """Base64 md5 of what the open file `fd` holds, from its start."""
+    digest = _hash_into(hashlib.md5(usedforsecurity=False), fd, None, on_bytes, check_stop)
     return base64.b64encode(digest.digest()).decode("ascii")
 
 
 def _hash_into(
     digest: hashlib._Hash,
-    path: Path,
+    fd: int,
     limit: int | None,
     on_bytes: Callable[[int], None] | None,
     check_stop: Callable[[], None] | None,
 ) -> hashlib._Hash:
     buffer = bytearray(HASH_BLOCK)
     view = memoryview(buffer)
-    left = limit
-    with path.open("rb", buffering=0) as handle:
-        while left is None or left > 0:
-            if check_stop is not None:
-                check_stop()
-            maybe_fail("hash", OSError)
-            count = handle.readinto(buffer if left is None or left >= HASH_BLOCK else view[:left])
-            if not count:
-                break
-            digest.update(view[:count])
-            if left is not None:
-                left -= count
-            if on_bytes is not None:
-                on_bytes(count)
+    left, position = limit, 0
+    while left is None or left > 0:
+        if check_stop is not None:
+            check_stop()
+        maybe_fail("hash", OSError)
+        wanted = view if left is None or left >= HASH_BLOCK else view[:left]
+        count = os.preadv(fd, [wanted], position)
+        if not count:
+            break
+        digest.update(view[:count])
+        position += count
+        if left is not None:
+            left -= count
+        if on_bytes is not None:
+            on_bytes(count)
     return digest
 
 
 @dataclass(frozen=True)
 class Permissions:
-    file_mode: int = 0o664
-    dir_mode: int = 0o775
+    """Modes for what we create; None leaves them to the umask (0666/0777 & ~umask)."""
+
+    file_mode: int | None = None
+    dir_mode: int | None = None
     group: int | None = None  # gid to chown to, if set
+
+    @property
+    def create_mode(self) -> int:
+        """The mode to create a file with (the configured one is set exactly after)."""
+        return 0o666 if self.file_mode is None else self.file_mode
 
 
 def make_dirs(directory: Path, permissions: Permissions, *, inject_faults: bool = True) -> None:
-    """Create `directory` and its missing parents with the configured mode."""
+    """Create `directory` and its missing parents (an output root the user chose; a
+    Download's own folders are made through core.folders)."""
     missing = []
     current = directory
     while not current.exists():
@@ -191,49 +253,54 @@ def make_dirs(directory: Path, permissions: Permissions, *, inject_faults: bool 
         if inject_faults:
             maybe_fail("mkdir", OSError)
         try:
-            path.mkdir(mode=permissions.dir_mode)
+            path.mkdir(mode=0o777 if permissions.dir_mode is None else permissions.dir_mode)
         except FileExistsError:
             continue
-        _apply_mode(path, permissions.dir_mode, permissions.group)
-
-
-def _apply_mode(path: Path, mode: int, group: int | None) -> None:
-    # mkdir and open honour the umask; chmod sets exactly what was configured.
-    with contextlib.suppress(OSError):
-        path.chmod(mode)
-    if group is not None:
-        with contextlib.suppress(OSError):
-            os.chown(path, -1, group)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | O_SAFE)
+        try:
+            apply_mode(fd, permissions.dir_mode, permissions.group)
+        finally:
+            os.close(fd)
 
 
 @contextlib.contextmanager
-def destination_lock(dest: Path, remote: RemoteFile) -> Iterator[None]:
+def destination_lock(target: Target, remote: RemoteFile) -> Iterator[None]:
     """Hold this file's lock while writing it; raise DestinationBusy if another has it.
 
     flock() locks belong to an open file, so two threads of one process exclude each
     other too (POSIX record locks would not); Linux maps them onto NFS locks on NFS. The
     lock file is removed by its holder after use; a lock taken on a file that was removed
-    meanwhile is given up and taken again on the new one.
+    meanwhile is given up and taken again on the new one. A link or anything but a
+    regular file at the lock's name is removed, never followed.
     """
-    path = lock_path_for(dest, remote)
+    folder, name = target.folder, target.ours(remote, LOCK_SUFFIX)
     for _ in range(3):
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o664)
+            fd = folder.open(name, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as exc:
-            raise _write_error(exc, path) from None
+            if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+                with contextlib.suppress(OSError):
+                    folder.remove(name)  # not a lock of anyone's: a planted name
+                continue
+            raise _write_error(exc, target.path) from None
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                folder.remove(name)
+                os.close(fd)
+                continue
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             # The holder before us may have removed the file we opened: then our lock
             # guards nothing and we take a new one. Compared by inode, not by link count:
             # NFS keeps a removed file open under a ".nfsXXXX" name, still linked.
-            same = os.fstat(fd).st_ino == path.stat().st_ino
+            now = folder.lstat(name)
+            same = now is not None and os.fstat(fd).st_ino == now.st_ino
         except OSError as exc:
             os.close(fd)
             if exc.errno in (errno.EACCES, errno.EAGAIN, errno.EWOULDBLOCK):
-                raise DestinationBusy(f"another process is writing {dest}") from None
+                raise DestinationBusy(f"another process is writing {target.path}") from None
             if exc.errno in (errno.ENOENT, errno.ESTALE):
                 continue  # removed under us: take a new one
-            raise TransferError(f"cannot lock {path}: {exc.strerror or exc}") from None
+            raise TransferError(f"cannot lock {target.path}: {exc.strerror or exc}") from None
         if not same:
             os.close(fd)
             continue
@@ -241,10 +308,10 @@ def destination_lock(dest: Path, remote: RemoteFile) -> Iterator[None]:
             yield
         finally:
             with contextlib.suppress(OSError):
-                path.unlink()
+                folder.remove(name)
             os.close(fd)
         return
-    raise DestinationBusy(f"could not lock {dest}")
+    raise DestinationBusy(f"could not lock {target.path}")
 
 
 @dataclass
@@ -261,39 +328,43 @@ class Progress:
 def fetch_file(
     fetcher: Fetcher,
     remote: RemoteFile,
-    dest: Path,
+    target: Target,
     *,
     permissions: Permissions = Permissions(),
     progress: Progress | None = None,
 ) -> int:
-    """Download `remote` to `dest`, verified; returns the offset it resumed from.
+    """Download `remote` to `target`, verified; returns the offset it resumed from.
 
-    `dest.parent` must exist. The rename is durable once the caller has called
-    `sync_dir(dest.parent)` (once per folder, after its files are in place).
-    Raises TransferError, StopRequested (partial kept or removed as it says) or
-    DestinationBusy.
+    The rename is durable once the caller has synced the target's folder (once per
+    folder, after its files are in place). Raises TransferError, StopRequested (partial
+    kept or removed as it says) or DestinationBusy.
     """
-    with destination_lock(dest, remote):
-        transfer = _Transfer(fetcher, remote, dest, progress or Progress(), permissions)
+    with destination_lock(target, remote):
+        transfer = _Transfer(fetcher, remote, target, progress or Progress(), permissions)
         try:
             transfer.run()
             maybe_fail("rename", TransferError)
-            transfer.temp.replace(dest)
+            try:
+                target.folder.rename(transfer.temp, target.name)
+            except OSError as exc:
+                raise _write_error(exc, target.path) from None
             if transfer.etag_written:
                 with contextlib.suppress(OSError):
-                    transfer.etag_file.unlink()
+                    target.folder.remove(transfer.etag_name)
             return transfer.resumed_from
         except StopRequested as stop:
-            if not stop.keep_partial or partial_size(dest, remote) < RESUME_MIN:
-                remove_partial(dest, remote)
+            if not stop.keep_partial or transfer.kept < RESUME_MIN:
+                remove_partial(target, remote)
             raise
         except TransferError as exc:
             if not exc.keeps_partial:
-                remove_partial(dest, remote)
+                remove_partial(target, remote)
             raise
         except BaseException:
-            remove_partial(dest, remote)
+            remove_partial(target, remote)
             raise
+        finally:
+            transfer.close()
 
 
 # What a broken connection can raise, from http.client, ssl, sockets or httpx.
@@ -314,23 +385,34 @@ class _Transfer:
         self,
         fetcher: Fetcher,
         remote: RemoteFile,
-        dest: Path,
+        target: Target,
         progress: Progress,
         permissions: Permissions,
     ) -> None:
         self.fetcher = fetcher
         self.permissions = permissions
         self.remote = remote
-        self.dest = dest
+        self.target = target
         self.progress = progress
-        self.temp = temp_path_for(dest, remote)
-        self.etag_file = etag_path_for(dest, remote)
+        self.temp = target.ours(remote, TEMP_SUFFIX)
+        self.etag_name = target.ours(remote, ETAG_SUFFIX)
+        self.fd = -1  # the temp file, once opened or made
         self.digest = hashlib.md5(usedforsecurity=False)
         self.offset = 0  # bytes already in the temp file (and in the digest)
         self.resumed_from = 0
         self.received = 0
         self.etag_written = False
         self._step = MIN_STEP  # bytes per read; adapts to the link (see _fill)
+
+    @property
+    def kept(self) -> int:
+        """Bytes in the temp file now."""
+        return self.offset + self.received
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
     def run(self) -> None:
         self._resume_point()
@@ -342,13 +424,11 @@ class _Transfer:
         try:
             if not self._accept(body):
                 # Every byte was on disk already: the mode is still ours to set.
-                _apply_mode(self.temp, self.permissions.file_mode, self.permissions.group)
+                apply_mode(self.fd, self.permissions.file_mode, self.permissions.group)
             else:
                 # Kept for a resume: worth it for files a cut would cost much to fetch again.
                 if self.remote.size >= RESUME_MIN and (etag := body.header("etag")):
-                    with contextlib.suppress(OSError):
-                        self.etag_file.write_text(etag, encoding="ascii")
-                        self.etag_written = True
+                    self._write_etag(etag)
                 self._append(body)
             complete = True
         finally:
@@ -362,14 +442,41 @@ class _Transfer:
             )
 
     def _resume_point(self) -> None:
-        size = partial_size(self.dest, self.remote)
-        if 0 < size <= self.remote.size:
-            _hash_into(
-                self.digest, self.temp, size, self.progress.on_resumed, self.progress.check_stop
-            )
-            self.offset = self.resumed_from = size
-        elif size:
-            remove_partial(self.dest, self.remote)
+        """Hash the bytes a cut try left in our temp file: only a regular file of ours
+        with one link is resumed; anything else at its name is replaced, not followed."""
+        folder = self.target.folder
+        try:
+            found = folder.owned_regular(self.temp, os.O_RDWR)
+            self.fd = -1 if found is None else found
+            size = os.fstat(self.fd).st_size if self.fd >= 0 else 0
+            if 0 < size <= self.remote.size:
+                _hash_into(
+                    self.digest, self.fd, size, self.progress.on_resumed, self.progress.check_stop
+                )
+                self.offset = self.resumed_from = size
+                return
+            self.close()
+            remove_partial(self.target, self.remote)
+        except OSError as exc:
+            raise _write_error(exc, self.target.path) from None
+
+    def _write_etag(self, etag: str) -> None:
+        with contextlib.suppress(OSError):
+            fd = self.target.folder.create(self.etag_name, 0o666)
+            try:
+                os.write(fd, etag.encode("ascii", "replace")[:1024])
+            finally:
+                os.close(fd)
+            self.etag_written = True
+
+    def _read_etag(self) -> str:
+        fd = self.target.folder.owned_regular(self.etag_name)
+        if fd is None:
+            return ""
+        try:
+            return os.read(fd, 1024).decode("ascii", "replace").strip()
+        finally:
+            os.close(fd)
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "*/*", "Accept-Encoding": "identity"}
@@ -378,7 +485,7 @@ class _Transfer:
         elif self.offset:
             headers["Range"] = f"bytes={self.offset}-"
             with contextlib.suppress(OSError):
-                if etag := self.etag_file.read_text(encoding="ascii").strip():
+                if etag := self._read_etag():
                     headers["If-Range"] = etag
         return headers
 
@@ -413,26 +520,17 @@ class _Transfer:
         )
 
     def _append(self, body: BodySource) -> None:
-        flags = os.O_WRONLY | os.O_CREAT | (0 if self.offset else os.O_TRUNC)
         mode, group = self.permissions.file_mode, self.permissions.group
         try:
-            fd = os.open(self.temp, flags, mode)
+            if self.fd < 0:
+                self.fd = self.target.folder.create(self.temp, self.permissions.create_mode)
+            os.lseek(self.fd, self.offset, os.SEEK_SET)
+            os.ftruncate(self.fd, self.offset)
+            self._copy(body, self.fd)
+            apply_mode(self.fd, mode, group)  # created as the umask says, unless configured
+            os.fsync(self.fd)  # what is kept must be on disk, for a resume or the rename
         except OSError as exc:
-            raise _write_error(exc, self.temp) from None
-        try:
-            if self.offset:
-                os.lseek(fd, self.offset, os.SEEK_SET)
-                os.ftruncate(fd, self.offset)
-            self._copy(body, fd)
-            os.fchmod(fd, mode)  # open() honoured the umask; the mode is set exactly
-            if group is not None:
-                with contextlib.suppress(OSError):
-                    os.fchown(fd, -1, group)
-            os.fsync(fd)  # what is kept must be on disk, for a resume or the rename
-        except OSError as exc:
-            raise _write_error(exc, self.temp) from None
-        finally:
-            os.close(fd)
+            raise _write_error(exc, self.target.path) from None
 
     def _copy(self, body: BodySource, fd: int) -> None:
         """Read the body into 1 MiB buffers, write each, hash it (in the helper thread for
@@ -560,17 +658,3 @@ def _write_error(exc: OSError, temp: Path) -> TransferError:
 def _range_start(body: BodySource) -> int | None:
     match = re.match(r"bytes (\d+)-\d+/\d+", body.header("content-range") or "")
     return int(match[1]) if match else None
-
-
-def sync_dir(directory: Path) -> None:
-    """Make the renames into `directory` durable (a crash must not lose them)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

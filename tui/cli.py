@@ -294,7 +294,12 @@ def _inspect(client: Any, settings: Settings, specs: list[JobSpec], *, verify: b
 
     from .summary import size
 
-    policy = DestinationPolicy(output=settings.output, fallback=settings.fallback_dir)
+    policy = DestinationPolicy(
+        output=settings.output,
+        fallback=settings.fallback_dir,
+        path_map=settings.path_map,
+        output_roots=settings.output_roots,
+    )
     present = fetch = problems = 0
     present_bytes = fetch_bytes = 0
     try:

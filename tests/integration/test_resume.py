@@ -328,9 +328,9 @@ HOLD_LOCK = """
 import sys, time
 from pathlib import Path
 from cdl_tui.core.models import RemoteFile
-from cdl_tui.core.transfer import destination_lock
+from cdl_tui.core.transfer import destination_lock, target_at
 remote = RemoteFile("http://x/", "1B2M2Y8AsgTpgAmY7PhCfg==", "f.exr", 0)
-with destination_lock(Path(sys.argv[1]), remote):
+with target_at(Path(sys.argv[1])) as target, destination_lock(target, remote):
     print("locked", flush=True)
     time.sleep(30)
 """
@@ -344,13 +344,14 @@ def test_two_processes_never_write_one_final_path_at_once(tmp_path):
     try:
         assert holder.stdout.readline().strip() == "locked"
         remote = transfer.RemoteFile("http://x/", "1B2M2Y8AsgTpgAmY7PhCfg==", "f.exr", 0)
-        with pytest.raises(transfer.DestinationBusy), transfer.destination_lock(dest, remote):
-            pass
+        with transfer.target_at(dest) as target:
+            with pytest.raises(transfer.DestinationBusy), transfer.destination_lock(target, remote):
+                pass
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     # the holder died: its lock went with it
-    with transfer.destination_lock(dest, remote):
+    with transfer.target_at(dest) as target, transfer.destination_lock(target, remote):
         pass
     assert not transfer.lock_path_for(dest, remote).exists()
 

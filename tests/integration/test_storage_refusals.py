@@ -11,8 +11,15 @@ import httpx
 import pytest
 
 from cdl_tui.core.fetchers import Fetcher
+from cdl_tui.core.folders import open_folder
 from cdl_tui.core.models import RemoteFile
-from cdl_tui.core.transfer import TransferError, fetch_file, partial_size, temp_path_for
+from cdl_tui.core.transfer import (
+    Target,
+    TransferError,
+    fetch_file,
+    partial_size,
+    temp_path_for,
+)
 
 CONTENT = bytes(range(256)) * 400  # 100 KiB
 
@@ -38,8 +45,12 @@ def remote_for(url: str) -> RemoteFile:
 
 
 def fetch(url: str, dest):
-    with httpx.Client() as http:
-        return fetch_file(Fetcher(http), remote_for(url), dest)
+    folder = open_folder(dest.parent.resolve())
+    try:
+        with httpx.Client() as http:
+            return fetch_file(Fetcher(http), remote_for(url), Target(folder, dest.name))
+    finally:
+        folder.close()
 
 
 @pytest.mark.parametrize(

@@ -39,20 +39,24 @@ def test_the_downloads_own_output_dir_is_used_when_it_can_exist(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("output_dir", "problem"),
+    ("output_dir", "problem", "mirror"),
     [
-        ("C:\\proj\\renders", "is a Windows path"),
-        ("\\\\server\\share\\renders", "is a Windows path"),
-        ("relative/renders", "is not an absolute path"),
-        ("", "is empty"),
+        ("C:\\proj\\renders", "is a Windows path", "C/proj/renders"),
+        ("\\\\server\\share\\renders", "is a Windows path", "server/share/renders"),
+        ("relative/renders", "is not an absolute path", "relative/renders"),
+        ("", "is empty", ""),
+        ("/etc/cron.d", "is a system folder", "etc/cron.d"),
+        ("/srv/../home/x/.ssh", "goes through a hidden or relative folder", "srv/home/x/_ssh"),
     ],
 )
-def test_unusable_output_dirs_fall_back_with_a_warning(tmp_path, output_dir, problem):
+def test_unusable_output_dirs_fall_back_with_a_warning(tmp_path, output_dir, problem, mirror):
+    """Under the fallback, the refused output_dir becomes folders: Downloads from two
+    different output_dirs never share a path there."""
     assert problem in output_dir_problem(output_dir)
     policy = DestinationPolicy(fallback=tmp_path / "fallback")
     root, warning = policy.root_for(download(output_dir))
-    assert root == tmp_path / "fallback" / "08285"
-    assert problem in warning and str(root) in warning
+    assert root == tmp_path / "fallback" / "08285" / mirror
+    assert problem in warning and str(root) in warning and repr(output_dir) in warning
 
 
 def test_an_unwritable_output_dir_falls_back(tmp_path):
@@ -82,21 +86,72 @@ def test_a_symlink_out_of_the_root_is_refused(tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
     (root / "a" / "escape").symlink_to(outside, target_is_directory=True)
-    with pytest.raises(UnsafePath, match="through a symbolic link"):
+    with pytest.raises(UnsafePath, match=r"'a/escape' in .* is a symbolic link"):
         plan_files(download(paths=("a/escape/b.exr",)), root)
 
 
-def test_a_symlink_inside_the_root_is_fine(tmp_path):
+def test_a_symlink_inside_the_root_is_refused_too(tmp_path):
+    """It could be swapped for one that leads out between the check and the write: we
+    never write through a link we did not make."""
     root = tmp_path / "root"
     (root / "real").mkdir(parents=True)
     (root / "alias").symlink_to(root / "real", target_is_directory=True)
-    (dest,) = [d for _, d in plan_files(download(paths=("alias/b.exr",)), root)]
-    assert dest == root / "alias" / "b.exr"
+    with pytest.raises(UnsafePath, match="is a symbolic link"):
+        plan_files(download(paths=("alias/b.exr",)), root)
+
+
+def test_a_file_where_a_folder_goes_is_refused(tmp_path):
+    (tmp_path / "a").write_bytes(b"")
+    with pytest.raises(UnsafePath, match=r"'a' in .* is a file, not a folder"):
+        plan_files(download(paths=("a/b.exr",)), tmp_path)
 
 
 def test_two_files_on_one_path_are_refused(tmp_path):
-    with pytest.raises(UnsafePath, match="same file"):
+    with pytest.raises(UnsafePath, match="written twice"):
         plan_files(download(paths=("a/b.exr", "a//./b.exr")), tmp_path)
+
+
+@pytest.mark.parametrize("paths", [("pre", "pre/child"), ("pre/child/x.exr", "pre/child")])
+def test_a_file_that_is_also_a_folder_of_another_is_refused(tmp_path, paths):
+    with pytest.raises(UnsafePath, match=r"'pre(/child)?' is a file and also the folder of"):
+        plan_files(download(paths=paths), tmp_path)
+
+
+def test_an_output_dir_that_resolves_to_a_system_folder_is_refused(tmp_path):
+    (tmp_path / "innocent").symlink_to("/etc", target_is_directory=True)
+    problem = output_dir_problem(str(tmp_path / "innocent" / "cron.d"))
+    assert problem == "is a system folder (it resolves to /etc/cron.d)"
+
+
+def test_an_output_dir_that_resolves_into_a_hidden_folder_is_refused(tmp_path):
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / "keys").symlink_to(tmp_path / ".ssh", target_is_directory=True)
+    assert "goes through a hidden" in output_dir_problem(str(tmp_path / "keys"))
+
+
+def test_output_roots_accept_only_output_dirs_under_them_or_a_path_map_target(tmp_path):
+    renders, mapped, other = tmp_path / "renders", tmp_path / "mapped", tmp_path / "other"
+    for folder in (renders, mapped, other):
+        folder.mkdir()
+    policy = DestinationPolicy(
+        fallback=tmp_path / "fallback",
+        output_roots=(renders,),
+        path_map=(("/Volumes/af", str(mapped)),),
+    )
+    assert policy.root_for(download(str(renders / "show")))[0] == renders / "show"
+    assert policy.root_for(download("/Volumes/af/show"))[0] == mapped / "show"
+    root, warning = policy.root_for(download(str(other / "show")))
+    assert root == tmp_path / "fallback" / "08285" / str(other / "show").lstrip("/")
+    assert f"{str(other / 'show')!r} is not under output_roots ({renders}, {mapped})" in warning
+    (renders / "sneaky").symlink_to(other, target_is_directory=True)
+    assert "not under output_roots" in policy.root_for(download(str(renders / "sneaky")))[1]
+
+
+def test_roots_are_real_paths(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real", target_is_directory=True)
+    root, _ = DestinationPolicy(output=tmp_path / "link").root_for(download())
+    assert root == tmp_path / "real" / "08285"
 
 
 def test_the_root_may_not_exist_yet(tmp_path):

@@ -1,0 +1,193 @@
+"""Folders reached without following links, and files opened relative to them.
+
+Render outputs land on shared storage that other people and services can write. A name we
+are about to create there (a temp file, a lock, a sidecar, a folder, the final file) may
+already be a symbolic link planted by someone else, pointing anywhere; a folder on the
+way may be swapped for a link between a check and a write. So nothing here opens a path
+by its name from `/`: a `Folder` is an open directory descriptor reached one component at
+a time with `O_NOFOLLOW`, and every file of ours is opened, created, renamed and removed
+relative to it (`openat`, `mkdirat`, `renameat`, `unlinkat`), never following a link:
+
+- a link where a folder should be fails (ELOOP/ENOTDIR): `LinkRefused`;
+- files are created with `O_CREAT | O_EXCL | O_NOFOLLOW`, after removing whatever held the
+  name (unlinking a link removes the link, not its target);
+- an existing file is reused (a partial download to resume, a lock, a sidecar) only if it
+  is a regular file, owned by us, with one link (`owned_regular`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from pathlib import Path, PurePosixPath
+
+from .faults import maybe_fail
+
+O_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: a FIFO planted at one of our names must not hang the open.
+O_SAFE = O_NOFOLLOW | os.O_NONBLOCK
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | O_NOFOLLOW
+
+
+class LinkRefused(OSError):
+    """A symbolic link (or a non-folder) stands where a folder of ours must be."""
+
+
+class Folder:
+    """An open folder; `path` is only for messages (the descriptor is what is used)."""
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self.fd = fd
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"Folder({self.path})"
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    # -- inside this folder -------------------------------------------------------------
+
+    def lstat(self, name: str) -> os.stat_result | None:
+        """The entry itself (a link is not followed); None if there is none."""
+        try:
+            return os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+
+    def open(self, name: str, flags: int, mode: int = 0o666) -> int:
+        """os.open relative to this folder; a link at `name` fails (ELOOP)."""
+        return os.open(name, flags | O_SAFE, mode, dir_fd=self.fd)
+
+    def create(self, name: str, mode: int = 0o666, flags: int = os.O_WRONLY) -> int:
+        """A new, empty file at `name` (whatever held the name is removed first)."""
+        self.remove(name)
+        return self.open(name, flags | os.O_CREAT | os.O_EXCL, mode)
+
+    def owned_regular(self, name: str, flags: int = os.O_RDONLY) -> int | None:
+        """Open an existing file of ours: a regular file, owned by us, with no other
+        hard link. None if there is none, or if what is there is anything else (it is
+        not ours to use; `create` replaces it)."""
+        try:
+            fd = self.open(name, flags)
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ELOOP, errno.EISDIR, errno.ENXIO):
+                return None
+            raise
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid() and info.st_nlink == 1:
+            return fd  # O_NONBLOCK does not change reads and writes of a regular file
+        os.close(fd)
+        return None
+
+    def remove(self, name: str) -> None:
+        """Remove the entry `name` if there is one (a link itself, never its target)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=self.fd)
+
+    def rename(self, old: str, new: str) -> None:
+        """Rename within this folder; a link at `new` is replaced, not followed."""
+        os.rename(old, new, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+
+    def sync(self) -> None:
+        """Make renames into this folder durable."""
+        with contextlib.suppress(OSError):
+            os.fsync(self.fd)
+
+    def child(self, name: str, dir_mode: int | None = None, group: int | None = None) -> Folder:
+        """The folder `name` in this one, created if missing (with `dir_mode` if set, else
+        as the umask says). A link or a file in its place raises LinkRefused."""
+        created = False
+        try:
+            maybe_fail("mkdir", OSError)
+            os.mkdir(name, 0o777 if dir_mode is None else dir_mode, dir_fd=self.fd)
+            created = True
+        except FileExistsError:
+            pass
+        folder = self.existing(name)
+        if created:
+            apply_mode(folder.fd, dir_mode, group)
+        return folder
+
+    def existing(self, name: str) -> Folder:
+        """The folder `name` in this one; LinkRefused if a link or a file is there."""
+        try:
+            return Folder(os.open(name, DIR_FLAGS, dir_fd=self.fd), self.path / name)
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            info = self.lstat(name)
+            link = info is not None and stat.S_ISLNK(info.st_mode)
+            what = "a symbolic link" if link else "a file"
+            raise LinkRefused(
+                exc.errno, f"{self.path / name} is {what}, not a folder of ours"
+            ) from None
+
+
+def apply_mode(fd: int, mode: int | None, group: int | None) -> None:
+    """Set a configured mode and group on what `fd` holds (none configured: the umask's)."""
+    if mode is not None:
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, mode)
+    if group is not None:
+        with contextlib.suppress(OSError):
+            os.fchown(fd, -1, group)
+
+
+def open_folder(
+    path: Path, dir_mode: int | None = None, group: int | None = None, *, create: bool = True
+) -> Folder:
+    """Open the absolute folder `path` one component at a time from `/`, following no
+    link on the way (give it a real path: resolve the links the user chose first), and
+    creating missing folders if `create`. Raises LinkRefused or OSError."""
+    if not path.is_absolute():
+        raise ValueError(f"{path} is not absolute")
+    folder = Folder(os.open("/", DIR_FLAGS), Path("/"))
+    try:
+        for part in PurePosixPath(path).parts[1:]:
+            inner = folder.child(part, dir_mode, group) if create else folder.existing(part)
+            folder.close()
+            folder = inner
+    except BaseException:
+        folder.close()
+        raise
+    return folder
+
+
+class FolderTree:
+    """The folders of one Download under its root, each opened once (by relative path)."""
+
+    def __init__(self, root: Path, dir_mode: int | None, group: int | None) -> None:
+        self.root = root
+        self._mode, self._group = dir_mode, group
+        self._open: dict[tuple[str, ...], Folder] = {}
+
+    def folder(self, parts: tuple[str, ...]) -> Folder:
+        """The folder at `parts` under the root, created and opened if need be."""
+        known = self._open.get(parts)
+        if known is not None:
+            return known
+        if parts:
+            folder = self.folder(parts[:-1]).child(parts[-1], self._mode, self._group)
+        else:
+            folder = open_folder(self.root, self._mode, self._group)
+        self._open[parts] = folder
+        return folder
+
+    def opened(self, parts: tuple[str, ...]) -> Folder | None:
+        return self._open.get(parts)
+
+    def close(self) -> None:
+        for folder in self._open.values():
+            folder.close()
+        self._open.clear()
+
+    def __enter__(self) -> FolderTree:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
