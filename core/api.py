@@ -34,7 +34,7 @@ from .errors import ApiError, AuthError, ConfigError, TransientError
 from .faults import maybe_fail
 from .models import DownloadBatch, WireId, parse_downloads
 from .retry import Retrier, RetryPolicy
-from .secrets import guard_third_party_loggers
+from .secrets import guard_third_party_loggers, scrub
 from .version import user_agent
 
 log = logging.getLogger("cdl.api")
@@ -431,7 +431,7 @@ def _server_reason(response: httpx.Response) -> str:
                     break
     except (ValueError, UnicodeDecodeError):
         text = response.text if len(response.content) < 300 else ""
-    text = " ".join(text.split())[:160]
+    text = " ".join(scrub(text).split())[:160]  # a farm may echo our token back
     return f": {text}" if text else ""
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .errors import AuthError, ConfigError, TransientError
-from .secrets import Secret
+from .secrets import MIN_SECRET_LENGTH, Secret
 
 log = logging.getLogger("cdl.credentials")
 
@@ -63,6 +63,7 @@ def credentials_from_text(text: str, source: str) -> Credentials:
             raise ConfigError(f"the vendor API key from {source} has no usable 'client_id'")
         if not isinstance(private_key, str) or not private_key:
             raise ConfigError(f"the vendor API key from {source} has no 'private_key'")
+        _long_enough(private_key, f"the vendor API key's private_key from {source}")
         return VendorKey(client_id, Secret(private_key), source)
     if any(ch.isspace() or ord(ch) < 0x20 for ch in stripped):
         # A token goes into an HTTP header; whitespace means the file is not a token.
@@ -70,7 +71,16 @@ def credentials_from_text(text: str, source: str) -> Credentials:
             f"the API key from {source} is neither a token (it contains spaces or line "
             "breaks) nor a vendor key (JSON with client_id)"
         )
+    _long_enough(stripped, f"the API key from {source}")
     return BearerToken(Secret(stripped), source)
+
+
+def _long_enough(secret: str, what: str) -> None:
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            f"{what} is {len(secret)} characters long; a key shorter than "
+            f"{MIN_SECRET_LENGTH} could not be kept out of logs and reports: use the whole key"
+        )
 
 
 def credentials_from_file(path: Path, source: str) -> Credentials:

@@ -22,7 +22,23 @@ import subprocess
 import threading
 from collections.abc import Mapping
 
+from .secrets import holds_secret
+
 log = logging.getLogger("cdl.hooks")
+
+
+# Where credentials live in the environment; a hook gets none of them.
+CREDENTIAL_VARIABLES = ("CDL_API_KEY", "CDL_API_KEY_FILE", "CONDUCTOR_API_KEY")
+
+
+def hook_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment for a hook: ours, less every credential (by name, and any variable
+    whose value holds a key or token we know)."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if name not in CREDENTIAL_VARIABLES and not holds_secret(value)
+    }
 
 
 class JobDoneHook:
@@ -47,7 +63,7 @@ class JobDoneHook:
         return True
 
     def _run(self, job_id: str, variables: dict[str, str]) -> None:
-        env = {**os.environ, **variables}
+        env = {**hook_environment(os.environ), **variables}
         try:
             result = subprocess.run(  # noqa: S602 - the user's own command, from their config
                 self.command,

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .engine import Engine
+from .secrets import scrub_data
 from .snapshot import HistoryEntry
 from .version import __version__
 
@@ -105,7 +106,7 @@ def build_report(engine: Engine) -> dict[str, Any]:
 
 def write_report(engine: Engine, path: Path) -> None:
     """Write the report atomically (a temp file renamed into place)."""
-    data = json.dumps(build_report(engine), indent=2)
+    data = json.dumps(scrub_data(build_report(engine)), indent=2)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 REDACTED = "***"
+# Shorter secrets are refused at start: one this short could not be scrubbed from output
+# without mangling ordinary words (and a real key or token is far longer).
+MIN_SECRET_LENGTH = 8
 
 
 class Secret:
@@ -49,10 +53,16 @@ _known: set[str] = set()
 
 def register_secret(value: str) -> None:
     """Remember a secret (and its URL-encoded forms) so the scrubber can hide it."""
-    if len(value) < 6:  # too short to scrub without mangling ordinary words
+    if len(value) < MIN_SECRET_LENGTH:  # refused at start (see credentials)
         return
     with _lock:
         _known.update({value, quote(value, safe=""), quote_plus(value)})
+
+
+def holds_secret(text: str) -> bool:
+    """True if `text` contains a registered secret."""
+    with _lock:
+        return any(value in text for value in _known)
 
 
 def scrub(text: str) -> str:
@@ -63,6 +73,18 @@ def scrub(text: str) -> str:
         if value in text:
             text = text.replace(value, REDACTED)
     return text
+
+
+def scrub_data(data: Any) -> Any:
+    """`data` (JSON-like: dicts, lists, text) with every registered secret in its text
+    replaced, before it is written anywhere (a report, an event line)."""
+    if isinstance(data, str):
+        return scrub(data)
+    if isinstance(data, dict):
+        return {scrub_data(key): scrub_data(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [scrub_data(item) for item in data]
+    return data
 
 
 class SecretScrubber(logging.Filter):

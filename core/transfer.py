@@ -39,6 +39,7 @@ from .fetchers import PIPELINE_MIN, BodySource, Fetcher, HashPipeline
 from .folders import O_SAFE, Folder, apply_mode, open_folder
 from .models import RemoteFile
 from .paths import MAX_NAME_BYTES
+from .secrets import scrub
 
 HASH_BLOCK = 4 << 20
 # A shutdown keeps a partial file this big or bigger for the next run to resume; smaller
@@ -644,7 +645,7 @@ def storage_refusal(
     code_match, message_match = _XML_CODE.search(text), _XML_MESSAGE.search(text)
     code = code_match[1] if code_match else ""
     reason = f"{code}: {message_match[1]}" if code and message_match else code or text
-    reason = "".join(c if c.isprintable() else " " for c in reason)
+    reason = "".join(c if c.isprintable() else " " for c in scrub(reason))
     reason = " ".join(reason.split())[:160]
     return code, f": {reason}" if reason else ""
 

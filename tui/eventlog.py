@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import IO
 
 from cdl_tui.core.events import Event
+from cdl_tui.core.secrets import scrub_data
 
 
 class EventLog:
@@ -21,7 +22,7 @@ class EventLog:
         self._lock = threading.Lock()
 
     def __call__(self, event: Event) -> None:
-        line = json.dumps(event.to_json(), separators=(",", ":"))
+        line = json.dumps(scrub_data(event.to_json()), separators=(",", ":"))
         with self._lock:
             self._out.write(line + "\n")
             self._out.flush()
