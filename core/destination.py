@@ -12,6 +12,7 @@ time without following links.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import stat
@@ -21,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from .diskguard import existing_ancestor
 from .errors import ConfigError
 from .models import Download, RemoteFile
-from .paths import MAX_NAME_BYTES, UnsafePath
+from .paths import UnsafePath
 from .transfer import Permissions, make_dirs
 
 DEFAULT_FALLBACK = Path("~/cdl-downloads")
@@ -41,9 +42,9 @@ class DestinationPolicy:
         if self.output is not None:
             return _real(self.output) / download.job_id, None
         output_dir = map_output_dir(download.output_dir, self.path_map)
-        reason = output_dir_problem(output_dir, self.allowed_roots())
-        if reason is None:
-            return _real(Path(output_dir)), None
+        real, reason = check_output_dir(output_dir, self.allowed_roots())
+        if real is not None:
+            return real, None  # the very path that was checked: links resolved once
         fallback = _real(self.fallback) / download.job_id / mirrored(output_dir)
         return fallback, f"output_dir {output_dir!r} {reason}; using {fallback}"
 
@@ -60,19 +61,27 @@ def _real(path: Path) -> Path:
     return Path(os.path.realpath(path.expanduser()))
 
 
+MIRROR_MAX_PARTS = 16  # folders of a mirrored output_dir kept (the last ones)
+MIRROR_PART_BYTES = 64  # bytes kept of each
+
+
 def mirrored(output_dir: str) -> PurePosixPath:
-    """The refused output_dir as relative folders under the fallback, so that Downloads
-    from different output_dirs never share a path there: `/etc/x` -> `etc/x`,
-    `C:\\shots\\a` -> `C/shots/a`; hidden or relative parts are made plain."""
+    """The refused output_dir as readable relative folders under the fallback, ending in
+    `@` and a hash of the output_dir as given, so that Downloads from different
+    output_dirs never share a path there: `/etc/x` -> `etc/x@1f0c...`, `C:\\shots\\a` ->
+    `C/shots/a@...`. Hidden, relative and control characters are made plain."""
+    tag = hashlib.sha256(output_dir.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     parts = []
     for raw in re.split(r"[\\/]+", output_dir):
-        part = raw.rstrip(":").strip()
+        part = "".join(c for c in raw if c.isprintable()).rstrip(":").strip()
         if part in ("", ".", ".."):
             continue
         if part.startswith("."):
             part = "_" + part.lstrip(".")
-        cut = part.encode("utf-8", "surrogatepass")[:MAX_NAME_BYTES]
-        parts.append(cut.decode("utf-8", "ignore"))
+        cut = part.encode("utf-8", "surrogatepass")[:MIRROR_PART_BYTES]
+        parts.append(cut.decode("utf-8", "ignore") or "_")
+    parts = parts[-MIRROR_MAX_PARTS:] or [""]
+    parts[-1] = f"{parts[-1]}@{tag}"
     return PurePosixPath(*parts)
 
 
@@ -113,47 +122,68 @@ SYSTEM_ROOTS = tuple(
 
 
 def output_dir_problem(output_dir: str, allowed: tuple[Path, ...] | None = None) -> str | None:
-    """Why `output_dir` cannot be used on this machine, or None if it can.
+    """Why `output_dir` cannot be used on this machine, or None if it can."""
+    return check_output_dir(output_dir, allowed)[1]
+
+
+def check_output_dir(
+    output_dir: str, allowed: tuple[Path, ...] | None = None
+) -> tuple[Path | None, str | None]:
+    """(the real path to use, None) if `output_dir` can be used here, else (None, why).
 
     The farm's output_dir is untrusted too: besides paths that cannot exist here, neither
     it nor what it resolves to (links followed) may be the filesystem root, a system
     folder, the user's home (or above it), or go through a hidden folder (a farm must not
     be able to write ~/.ssh/authorized_keys); with `allowed` roots it must be under one.
+    The real path is resolved once and that is what is checked and returned (a link
+    swapped in later is refused when the folders are opened).
     """
+    try:
+        return _check_output_dir(output_dir, allowed)
+    except (OSError, ValueError) as exc:  # a NUL byte, a name too long, a loop of links
+        return None, f"is not a usable path ({getattr(exc, 'strerror', None) or exc})"
+
+
+def _check_output_dir(
+    output_dir: str, allowed: tuple[Path, ...] | None
+) -> tuple[Path | None, str | None]:
     if not output_dir:
-        return "is empty"
+        return None, "is empty"
     if os.name == "posix" and (_WINDOWS_RE.match(output_dir) or "\\" in output_dir):
-        return "is a Windows path"
+        return None, "is a Windows path"
+    if any(not c.isprintable() for c in output_dir):
+        return None, "contains control characters"
     path = Path(output_dir)
     if not path.is_absolute():
-        return "is not an absolute path"
+        return None, "is not an absolute path"
     real = _real(path)
     for candidate, how in ((path, ""), (real, f" (it resolves to {real})")):
         if any(part in (".", "..") or part.startswith(".") for part in candidate.parts[1:]):
-            return f"goes through a hidden or relative folder{how}"
+            return None, f"goes through a hidden or relative folder{how}"
         normal = Path(os.path.normpath(candidate))
         if normal == Path(normal.anchor) or any(
             normal == root or root in normal.parents for root in SYSTEM_ROOTS
         ):
-            return f"is a system folder{how}"
+            return None, f"is a system folder{how}"
         home = Path.home()
         if normal == home or normal in home.parents:
-            return f"is the home folder or above it{how}"
+            return None, f"is the home folder or above it{how}"
     if allowed is not None:
         roots = [_real(root) for root in allowed]
         if not any(real == root or root in real.parents for root in roots):
             named = ", ".join(map(str, allowed))
-            return f"is not under output_roots ({named})"
+            return None, f"is not under output_roots ({named})"
     existing = existing_ancestor(real)
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        return f"cannot be written here ({existing} is not a writable folder)"
-    return None
+        return None, f"cannot be written here ({existing} is not a writable folder)"
+    return real, None
 
 
 def plan_files(download: Download, root: Path) -> list[tuple[RemoteFile, Path]]:
     """Each file with its destination; raises UnsafePath for a Download that must not be
     written: a path through a symbolic link (or a file) under `root`, two files on one
     path, or a file whose path is also a folder of another file (`pre` and `pre/child`).
+    A link at a file's own name is not refused: it is replaced, never followed.
 
     Relative paths were checked lexically when the Download was parsed; here the disk is
     consulted. core.folders refuses a link that appears later, when the folders are made.
@@ -177,10 +207,7 @@ def plan_files(download: Download, root: Path) -> list[tuple[RemoteFile, Path]]:
                 )
             if folder not in checked:
                 checked[folder] = _check_folder(root, folder, checked.get(folder[:-1], True))
-        dest = root / remote.relative_path
-        if checked.get(parts[:-1], True) and dest.is_symlink():
-            raise UnsafePath(f"{remote.relative_path!r} in {root} is a symbolic link")
-        planned.append((remote, dest))
+        planned.append((remote, root / remote.relative_path))
     return planned
 
 

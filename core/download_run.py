@@ -14,8 +14,8 @@ import logging
 import os
 import random
 import time
-from pathlib import PurePosixPath
-from stat import S_ISREG
+from pathlib import Path, PurePosixPath
+from stat import S_ISDIR, S_ISREG
 from typing import TYPE_CHECKING
 
 from .destination import plan_files
@@ -23,6 +23,7 @@ from .diskguard import WaitForDisk
 from .errors import AuthError, CdlError
 from .events import DownloadStarted
 from .folders import Folder, FolderTree, LinkRefused
+from .models import Download, RemoteFile
 from .paths import UnsafePath
 from .pending import QueuedDownload
 from .states import FileState
@@ -32,6 +33,7 @@ from .transfer import (
     StopRequested,
     Target,
     TransferError,
+    destination_lock,
     fetch_file,
     hash_fd,
     partial_bytes,
@@ -70,7 +72,8 @@ class DownloadRun:
         self.active: ActiveDownload = engine.begin(item, worker)
         self.config = engine.config
         self._tree: FolderTree | None = None  # the Download's folders, opened safely
-        self._renamed_into: set[Folder] = set()  # folders whose renames are not synced yet
+        # Folders (relative parts) whose renames are not synced yet.
+        self._renamed_into: set[tuple[str, ...]] = set()
 
     def run(self) -> None:
         engine, active = self.engine, self.active
@@ -91,16 +94,7 @@ class DownloadRun:
             if self.item.refresh:
                 engine.refresh(self.item)
                 download = self.item.download
-            root, warning = engine.policy.root_for(download)
-            if warning:
-                engine.warn_once(str(root), f"{download.label}: {warning}")
-            try:
-                planned = plan_files(download, root)
-            except UnsafePath as exc:
-                raise AttemptFailed(f"refused: {exc}", retryable=False) from None
-            engine.set_files(active, root, planned)
-            perms = self.config.permissions
-            self._tree = FolderTree(root, perms.dir_mode, perms.group)
+            root, planned = self._plan(download)
             engine.claim_paths(active)
             if not self.config.force:
                 reservation = engine.disk.reserve_for(root, planned)
@@ -128,6 +122,8 @@ class DownloadRun:
             return
         except Exception as exc:  # a bug or an unforeseen OS error: fail the attempt, go on
             log.exception("unexpected error on %s", download.label)
+            if engine.gives_up(self.item, retryable=True):
+                self._remove_partials()
             engine.attempt_failed(active, f"unexpected error: {exc}", retryable=True)
             return
         finally:
@@ -136,6 +132,20 @@ class DownloadRun:
             if self._tree is not None:
                 self._tree.close()
         engine.finish(active)
+
+    def _plan(self, download: Download) -> tuple[Path, list[tuple[RemoteFile, Path]]]:
+        """The root (a real path, checked) and each file's destination; the folder tree."""
+        root, warning = self.engine.policy.root_for(download)
+        if warning:
+            self.engine.warn_once(str(root), f"{download.label}: {warning}")
+        try:
+            planned = plan_files(download, root)
+        except UnsafePath as exc:
+            raise AttemptFailed(f"refused: {exc}", retryable=False) from None
+        self.engine.set_files(self.active, root, planned)
+        perms = self.config.permissions
+        self._tree = FolderTree(root, perms.dir_mode, perms.group)
+        return root, planned
 
     def _checkpoint(self) -> None:
         self.engine.checkpoint(self.active)
@@ -148,7 +158,7 @@ class DownloadRun:
 
     def _target(self, afile: ActiveFile) -> Target:
         """The file's folder, created and opened without following links, and its name."""
-        parts = PurePosixPath(afile.remote.relative_path).parts
+        parts = _parts(afile)
         try:
             folder = self.tree.folder(parts[:-1])
         except LinkRefused as exc:
@@ -168,7 +178,7 @@ class DownloadRun:
             target = self._target(afile)
             if engine.restore_settled(active, afile, target.folder.lstat(target.name)):
                 # Renamed by an earlier attempt of this Download, which failed before syncing.
-                self._renamed_into.add(target.folder)
+                self._renamed_into.add(_parts(afile)[:-1])
                 return
         engine.set_file_state(active, afile, FileState.PREPARING)
         target = target or self._target(afile)
@@ -220,6 +230,8 @@ class DownloadRun:
                 furthest = max(furthest, kept)
                 stale = exc.expired and not fresh_url  # not a fresh URL refused at once
                 fresh_url = False
+                if exc.unsafe:
+                    raise self._file_failed(afile, str(exc), retryable=False) from None
                 if not exc.retryable or (tries >= attempts and not stale):
                     raise self._file_failed(afile, str(exc)) from None
                 log.info("%s: %s (try %d/%d)", afile.remote.relative_path, exc, tries, attempts)
@@ -236,7 +248,7 @@ class DownloadRun:
                 backoff = self.config.file_retry_delay * 2 ** (tries - 1)
                 engine.sleep(active, backoff * random.uniform(0.5, 1.0))  # jitter
                 continue
-            self._renamed_into.add(target.folder)
+            self._renamed_into.add(_parts(afile)[:-1])
             if resumed:
                 log.info("%s: resumed from byte %d", afile.remote.relative_path, resumed)
             engine.remember_verified(afile.dest, afile.remote, target.folder.lstat(target.name))
@@ -246,20 +258,26 @@ class DownloadRun:
     def _sync_dirs(self) -> None:
         """Make this Download's renames durable before it is reported `downloaded`: once
         per folder, not once per file."""
-        for folder in self._renamed_into:
-            folder.sync()
+        for parts in self._renamed_into:
+            folder = self.tree.existing(parts)
+            if folder is not None:
+                folder.sync()
         self._renamed_into.clear()
 
     def _remove_partials(self) -> None:
-        """The Download is given up: its temp files go (links at their names are removed,
-        never followed). Folders that were never opened hold none of ours."""
+        """The Download is given up: its temp files go, each under its lock (one another
+        process is writing is left to it), links at their names removed, never followed.
+        Folders that do not exist hold none of ours, and none are created for this."""
         if self._tree is None:
             return
         for afile in self.active.files:
-            parts = PurePosixPath(afile.remote.relative_path).parts
-            folder = self._tree.opened(parts[:-1])
-            if folder is not None:
-                remove_partial(Target(folder, parts[-1]), afile.remote)
+            parts = _parts(afile)
+            with contextlib.suppress(CdlError, OSError):
+                folder = self._tree.existing(parts[:-1])
+                if folder is not None:
+                    target = Target(folder, parts[-1])
+                    with destination_lock(target, afile.remote):
+                        remove_partial(target, afile.remote)
 
     def _refresh_url(self, refused: ActiveFile) -> bool:
         """Ask the farm for this Download afresh and give every file not yet in place its
@@ -284,6 +302,12 @@ class DownloadRun:
         engine, active, remote, dest = self.engine, self.active, afile.remote, afile.dest
         folder, name = target.folder, target.name
         st = folder.lstat(name)
+        if st is not None and S_ISDIR(st.st_mode):
+            raise self._file_failed(afile, "a folder stands where the file goes", retryable=False)
+        if st is not None and not S_ISREG(st.st_mode):
+            # A link (or a FIFO...) is never read or written through: the rename replaces it.
+            log.warning("%s is not a regular file; it is replaced", dest)
+            return None
         if engine.trusted(dest, remote, st):
             return FileState.CACHED
         if engine.journal_md5(dest, st) == remote.md5:
@@ -329,6 +353,10 @@ class DownloadRun:
         return AttemptFailed(
             f"{afile.remote.relative_path}: {reason}", retryable=retryable, afile=afile
         )
+
+
+def _parts(afile: ActiveFile) -> tuple[str, ...]:
+    return PurePosixPath(afile.remote.relative_path).parts
 
 
 def _backup_name(folder: Folder, name: str) -> str:

@@ -21,6 +21,7 @@ import contextlib
 import errno
 import os
 import stat
+from collections import OrderedDict
 from pathlib import Path, PurePosixPath
 
 from .faults import maybe_fail
@@ -29,6 +30,8 @@ O_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: a FIFO planted at one of our names must not hang the open.
 O_SAFE = O_NOFOLLOW | os.O_NONBLOCK
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | O_NOFOLLOW
+# To walk through a folder (as a dir_fd) without reading it.
+PATH_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | O_NOFOLLOW
 
 
 class LinkRefused(OSError):
@@ -68,18 +71,22 @@ class Folder:
         self.remove(name)
         return self.open(name, flags | os.O_CREAT | os.O_EXCL, mode)
 
-    def owned_regular(self, name: str, flags: int = os.O_RDONLY) -> int | None:
-        """Open an existing file of ours: a regular file, owned by us, with no other
-        hard link. None if there is none, or if what is there is anything else (it is
-        not ours to use; `create` replaces it)."""
+    def owned_regular(
+        self, name: str, flags: int = os.O_RDONLY, owners: set[int] | None = None
+    ) -> int | None:
+        """Open an existing file of ours: a regular file, owned by us (or by one of
+        `owners`: what a share maps us to), with no other hard link. None if there is
+        none, or if what is there is anything else (not ours to use; `create` replaces
+        it)."""
         try:
             fd = self.open(name, flags)
         except OSError as exc:
-            if exc.errno in (errno.ENOENT, errno.ELOOP, errno.EISDIR, errno.ENXIO):
+            if exc.errno in (errno.ENOENT, errno.ELOOP, errno.EMLINK, errno.EISDIR, errno.ENXIO):
                 return None
             raise
         info = os.fstat(fd)
-        if stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid() and info.st_nlink == 1:
+        ours = info.st_uid in (owners or {os.geteuid()})
+        if stat.S_ISREG(info.st_mode) and ours and info.st_nlink == 1:
             return fd  # O_NONBLOCK does not change reads and writes of a regular file
         os.close(fd)
         return None
@@ -101,24 +108,22 @@ class Folder:
     def child(self, name: str, dir_mode: int | None = None, group: int | None = None) -> Folder:
         """The folder `name` in this one, created if missing (with `dir_mode` if set, else
         as the umask says). A link or a file in its place raises LinkRefused."""
-        created = False
         try:
             maybe_fail("mkdir", OSError)
             os.mkdir(name, 0o777 if dir_mode is None else dir_mode, dir_fd=self.fd)
-            created = True
         except FileExistsError:
-            pass
+            return self.existing(name)
         folder = self.existing(name)
-        if created:
-            apply_mode(folder.fd, dir_mode, group)
+        apply_mode(folder.fd, dir_mode, group)
         return folder
 
-    def existing(self, name: str) -> Folder:
-        """The folder `name` in this one; LinkRefused if a link or a file is there."""
+    def existing(self, name: str, *, path_only: bool = False) -> Folder:
+        """The folder `name` in this one; LinkRefused if a link or a file is there.
+        `path_only`: a handle to walk through (needs no read permission on it)."""
         try:
-            return Folder(os.open(name, DIR_FLAGS, dir_fd=self.fd), self.path / name)
+            fd = os.open(name, PATH_FLAGS if path_only else DIR_FLAGS, dir_fd=self.fd)
         except OSError as exc:
-            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
                 raise
             info = self.lstat(name)
             link = info is not None and stat.S_ISLNK(info.st_mode)
@@ -126,6 +131,7 @@ class Folder:
             raise LinkRefused(
                 exc.errno, f"{self.path / name} is {what}, not a folder of ours"
             ) from None
+        return Folder(fd, self.path / name)
 
 
 def apply_mode(fd: int, mode: int | None, group: int | None) -> None:
@@ -143,13 +149,26 @@ def open_folder(
 ) -> Folder:
     """Open the absolute folder `path` one component at a time from `/`, following no
     link on the way (give it a real path: resolve the links the user chose first), and
-    creating missing folders if `create`. Raises LinkRefused or OSError."""
+    creating missing folders if `create`. The folders above it are only walked through
+    (O_PATH where there is one: no read permission needed on them, as for a path).
+    Raises LinkRefused, FileNotFoundError (not `create`) or OSError."""
     if not path.is_absolute():
         raise ValueError(f"{path} is not absolute")
-    folder = Folder(os.open("/", DIR_FLAGS), Path("/"))
+    parts = PurePosixPath(path).parts[1:]
+    folder = Folder(os.open("/", PATH_FLAGS if parts else DIR_FLAGS), Path("/"))
     try:
-        for part in PurePosixPath(path).parts[1:]:
-            inner = folder.child(part, dir_mode, group) if create else folder.existing(part)
+        for depth, part in enumerate(parts, 1):
+            last = depth == len(parts)
+            if create:
+                try:
+                    os.mkdir(part, 0o777 if dir_mode is None else dir_mode, dir_fd=folder.fd)
+                except FileExistsError:
+                    pass
+                else:
+                    made = folder.existing(part)
+                    apply_mode(made.fd, dir_mode, group)
+                    made.close()
+            inner = folder.existing(part, path_only=not last)
             folder.close()
             folder = inner
     except BaseException:
@@ -159,27 +178,55 @@ def open_folder(
 
 
 class FolderTree:
-    """The folders of one Download under its root, each opened once (by relative path)."""
+    """The folders of one Download under its root, opened on demand without following
+    links, at most MAX_OPEN at a time (least recently used closed first: a Download may
+    have thousands of folders, and descriptors are few)."""
+
+    MAX_OPEN = 32
 
     def __init__(self, root: Path, dir_mode: int | None, group: int | None) -> None:
         self.root = root
         self._mode, self._group = dir_mode, group
-        self._open: dict[tuple[str, ...], Folder] = {}
+        self._open: OrderedDict[tuple[str, ...], Folder] = OrderedDict()
 
     def folder(self, parts: tuple[str, ...]) -> Folder:
-        """The folder at `parts` under the root, created and opened if need be."""
+        """The folder at `parts` under the root, created and opened if need be. Valid
+        until the next call (which may close it to make room)."""
         known = self._open.get(parts)
         if known is not None:
+            self._open.move_to_end(parts)
             return known
         if parts:
             folder = self.folder(parts[:-1]).child(parts[-1], self._mode, self._group)
         else:
             folder = open_folder(self.root, self._mode, self._group)
-        self._open[parts] = folder
+        self._keep(parts, folder)
         return folder
 
-    def opened(self, parts: tuple[str, ...]) -> Folder | None:
-        return self._open.get(parts)
+    def existing(self, parts: tuple[str, ...]) -> Folder | None:
+        """The folder at `parts` if it exists (nothing is created); None if it does not.
+        Raises LinkRefused if a link or a file stands on the way."""
+        known = self._open.get(parts)
+        if known is not None:
+            return known
+        try:
+            if parts:
+                parent = self.existing(parts[:-1])
+                if parent is None:
+                    return None
+                folder = parent.existing(parts[-1])
+            else:
+                folder = open_folder(self.root, create=False)
+        except FileNotFoundError:
+            return None
+        self._keep(parts, folder)
+        return folder
+
+    def _keep(self, parts: tuple[str, ...], folder: Folder) -> None:
+        self._open[parts] = folder
+        while len(self._open) > self.MAX_OPEN:
+            _, oldest = self._open.popitem(last=False)
+            oldest.close()
 
     def close(self) -> None:
         for folder in self._open.values():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import stat
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,22 +23,24 @@ log = logging.getLogger("cdl.sweep")
 
 
 def sweep_stale_temps(roots: Iterable[Path], max_age: float, now: float | None = None) -> int:
-    """Remove our temp, sidecar and lock files older than `max_age`; return how many."""
+    """Remove our temp, sidecar and lock files older than `max_age`; return how many.
+
+    The walk goes through folders by descriptor (os.fwalk, links not followed), and each
+    name is looked at and removed relative to its folder's descriptor, so a folder swapped
+    for a link during the walk cannot lead it elsewhere."""
     cutoff = (now if now is not None else time.time()) - max_age
     removed = 0
     for root in roots:
         if not root.is_dir():
             continue
-        for directory, dirs, files in os.walk(root, followlinks=False):
-            dirs[:] = [d for d in dirs if not Path(directory, d).is_symlink()]
+        for _directory, _dirs, files, dir_fd in os.fwalk(root, follow_symlinks=False):
             for name in files:
                 if not is_temp_name(name):
                     continue
-                path = Path(directory, name)
                 with contextlib.suppress(OSError):
-                    stat = path.lstat()
-                    if stat.st_mtime < cutoff and not path.is_symlink():
-                        path.unlink()
+                    info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                    if info.st_mtime < cutoff and stat.S_ISREG(info.st_mode):
+                        os.unlink(name, dir_fd=dir_fd)
                         removed += 1
     if removed:
         log.info("removed %d stale temp files older than %.0f hours", removed, max_age / 3600)

@@ -67,9 +67,11 @@ class TransferError(CdlError):
         expired: bool = False,
         no_space: bool = False,
         bad_data: bool = False,
+        unsafe: bool = False,
     ) -> None:
         super().__init__(message)
-        self.retryable = retryable
+        self.retryable = retryable and not unsafe
+        self.unsafe = unsafe  # something not ours stands at one of our names: refuse
         self.expired = expired  # the signed URL was refused: fresh URLs are needed
         self.no_space = no_space  # the disk is full: wait for space, do not count a failure
         self.bad_data = bad_data  # the bytes are wrong: a resume from them is pointless
@@ -214,7 +216,7 @@ def _hash_into(
             check_stop()
         maybe_fail("hash", OSError)
         wanted = view if left is None or left >= HASH_BLOCK else view[:left]
-        count = os.preadv(fd, [wanted], position)
+        count = _pread_into(fd, wanted, position)
         if not count:
             break
         digest.update(view[:count])
@@ -224,6 +226,14 @@ def _hash_into(
         if on_bytes is not None:
             on_bytes(count)
     return digest
+
+
+def _pread_into(fd: int, view: memoryview, position: int) -> int:
+    """Read at `position` into `view` (preadv where the platform has it)."""
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [view], position)
+    os.lseek(fd, position, os.SEEK_SET)
+    return os.readv(fd, [view])
 
 
 @dataclass(frozen=True)
@@ -265,36 +275,36 @@ def make_dirs(directory: Path, permissions: Permissions, *, inject_faults: bool 
 
 
 @contextlib.contextmanager
-def destination_lock(target: Target, remote: RemoteFile) -> Iterator[None]:
+def destination_lock(target: Target, remote: RemoteFile) -> Iterator[int]:
     """Hold this file's lock while writing it; raise DestinationBusy if another has it.
+    Yields the owner the filesystem gives the lock file (our files there are owned so,
+    which on a squashing NFS share may not be our own uid).
 
     flock() locks belong to an open file, so two threads of one process exclude each
     other too (POSIX record locks would not); Linux maps them onto NFS locks on NFS. The
     lock file is removed by its holder after use; a lock taken on a file that was removed
-    meanwhile is given up and taken again on the new one. A link or anything but a
-    regular file at the lock's name is removed, never followed.
+    meanwhile is given up and taken again on the new one. Anything but a regular file at
+    the lock's name (a link, a folder, a FIFO) is not ours and is never removed by name
+    here (another process may be replacing it at that moment): the file is refused.
     """
     folder, name = target.folder, target.ours(remote, LOCK_SUFFIX)
     for _ in range(3):
         try:
             fd = folder.open(name, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as exc:
-            if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
-                with contextlib.suppress(OSError):
-                    folder.remove(name)  # not a lock of anyone's: a planted name
-                continue
+            if exc.errno in (errno.ELOOP, errno.EMLINK, errno.EISDIR, errno.ENXIO):
+                raise _not_ours(target, name) from None
             raise _write_error(exc, target.path) from None
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                folder.remove(name)
-                os.close(fd)
-                continue
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise _not_ours(target, name)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             # The holder before us may have removed the file we opened: then our lock
             # guards nothing and we take a new one. Compared by inode, not by link count:
             # NFS keeps a removed file open under a ".nfsXXXX" name, still linked.
             now = folder.lstat(name)
-            same = now is not None and os.fstat(fd).st_ino == now.st_ino
+            same = now is not None and info.st_ino == now.st_ino
         except OSError as exc:
             os.close(fd)
             if exc.errno in (errno.EACCES, errno.EAGAIN, errno.EWOULDBLOCK):
@@ -302,17 +312,38 @@ def destination_lock(target: Target, remote: RemoteFile) -> Iterator[None]:
             if exc.errno in (errno.ENOENT, errno.ESTALE):
                 continue  # removed under us: take a new one
             raise TransferError(f"cannot lock {target.path}: {exc.strerror or exc}") from None
+        except TransferError:
+            os.close(fd)
+            raise
         if not same:
             os.close(fd)
             continue
         try:
-            yield
+            yield info.st_uid
         finally:
             with contextlib.suppress(OSError):
                 folder.remove(name)
             os.close(fd)
         return
     raise DestinationBusy(f"could not lock {target.path}")
+
+
+def _not_ours(target: Target, name: str) -> TransferError:
+    info = target.folder.lstat(name)
+    kind = "entry"
+    if info is not None:
+        kind = (
+            "symbolic link"
+            if stat.S_ISLNK(info.st_mode)
+            else "folder"
+            if stat.S_ISDIR(info.st_mode)
+            else "special file"
+        )
+    return TransferError(
+        f"a {kind} that is not ours stands at {target.folder.path / name}; "
+        "remove it to download this file",
+        unsafe=True,
+    )
 
 
 @dataclass
@@ -340,8 +371,9 @@ def fetch_file(
     folder, after its files are in place). Raises TransferError, StopRequested (partial
     kept or removed as it says) or DestinationBusy.
     """
-    with destination_lock(target, remote):
+    with destination_lock(target, remote) as owner:
         transfer = _Transfer(fetcher, remote, target, progress or Progress(), permissions)
+        transfer.owners = {os.geteuid(), owner}
         try:
             transfer.run()
             maybe_fail("rename", TransferError)
@@ -398,6 +430,7 @@ class _Transfer:
         self.temp = target.ours(remote, TEMP_SUFFIX)
         self.etag_name = target.ours(remote, ETAG_SUFFIX)
         self.fd = -1  # the temp file, once opened or made
+        self.owners = {os.geteuid()}  # who our files in this folder belong to
         self.digest = hashlib.md5(usedforsecurity=False)
         self.offset = 0  # bytes already in the temp file (and in the digest)
         self.resumed_from = 0
@@ -447,7 +480,7 @@ class _Transfer:
         with one link is resumed; anything else at its name is replaced, not followed."""
         folder = self.target.folder
         try:
-            found = folder.owned_regular(self.temp, os.O_RDWR)
+            found = folder.owned_regular(self.temp, os.O_RDWR, self.owners)
             self.fd = -1 if found is None else found
             size = os.fstat(self.fd).st_size if self.fd >= 0 else 0
             if 0 < size <= self.remote.size:
@@ -471,7 +504,7 @@ class _Transfer:
             self.etag_written = True
 
     def _read_etag(self) -> str:
-        fd = self.target.folder.owned_regular(self.etag_name)
+        fd = self.target.folder.owned_regular(self.etag_name, os.O_RDONLY, self.owners)
         if fd is None:
             return ""
         try:
@@ -653,6 +686,8 @@ def storage_refusal(
 def _write_error(exc: OSError, temp: Path) -> TransferError:
     if exc.errno == errno.ENOSPC:
         return TransferError(f"no space left on the device of {temp.parent}", no_space=True)
+    if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):  # e.g. a Samba lease: wait a little
+        return TransferError(f"{temp} is busy: {exc.strerror}")
     return TransferError(f"cannot write {temp}: {exc.strerror}", retryable=False)
 
 

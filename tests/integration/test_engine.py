@@ -180,7 +180,7 @@ def test_malicious_paths_are_refused_with_nothing_written(
     assert engine.snapshot().totals.downloads_done == 2  # the other tasks went on
 
 
-def test_a_symlink_out_of_the_root_and_duplicate_paths_are_refused(
+def test_a_symlink_at_a_files_name_is_replaced_and_duplicate_paths_are_refused(
     start_farm, make_engine, tmp_path
 ):
     farm = start_farm(jobs=1, tasks=3, files=2)
@@ -207,11 +207,11 @@ def test_a_symlink_out_of_the_root_and_duplicate_paths_are_refused(
     engine = make_engine(farm, out, jobs=farm.job_ids, exit_when_done=True)
     assert run_to_end(engine) == 1
     reasons = {f.task_id: f.reason for f in engine.snapshot().failed}
-    assert "is a symbolic link" in reasons["000"]
     assert "would be written twice" in reasons["001"]
+    assert "000" not in reasons  # the link at a file's name was replaced, not followed
     assert list(outside.iterdir()) == []
-    assert link.is_symlink()  # untouched
-    assert engine.snapshot().totals.downloads_done == 1
+    assert not link.is_symlink() and link.is_file()
+    assert engine.snapshot().totals.downloads_done == 2
 
 
 def test_event_order_for_a_download(start_farm, make_engine, tmp_path):

@@ -51,8 +51,10 @@ def test_links_planted_at_our_temp_lock_and_sidecar_names_are_never_followed(
 ):
     """The probe's run: a link at the temp name made a file outside, one at the lock
     name truncated an existing file and changed its mode, one at the sidecar name wrote
-    the server's ETag into a third. Here each points outside, and each stays untouched."""
-    farm = start_farm(jobs=1, tasks=2, files=1, size=1_300_000, uniform=True)
+    the server's ETag into a third. Here each points outside and stays untouched. Links
+    at the temp and sidecar names are replaced (the file lands); anything but a regular
+    file at the lock name refuses that file (it is never removed by name)."""
+    farm = start_farm(jobs=1, tasks=5, files=1, size=1_300_000, uniform=True)
     job = farm.job_ids[0]
     out, outside = tmp_path / "out", tmp_path / "outside"
     outside.mkdir()
@@ -60,11 +62,15 @@ def test_links_planted_at_our_temp_lock_and_sidecar_names_are_never_followed(
     (outside / "existing.cfg").chmod(0o600)
     (outside / "third.txt").write_bytes(b"third\n")
     (outside / "hardlinked.bin").write_bytes(b"do not truncate me\n")
-    first, second = listed(farm)
-    for download, plants in (
-        (first, {"temp": "created-by-us.exr", "lock": "existing.cfg", "etag": "third.txt"}),
-        (second, {"temp": "hardlinked.bin", "lock": "fifo", "etag": "missing/dir/x"}),
-    ):
+    plants = [
+        {"temp": "created-by-us.exr", "etag": "third.txt"},  # lands
+        {"lock": "existing.cfg"},  # refused
+        {"temp": "hardlinked.bin"},  # a hard link: regular, but not only ours; lands
+        {"lock": "fifo"},  # opening a FIFO could hang a worker; refused
+        {"lock": "folder"},  # refused, not BUSY for ever
+    ]
+    downloads = listed(farm)
+    for download, plant in zip(downloads, plants, strict=True):
         remote = download.files[0]
         dest = out / job / remote.relative_path
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -73,21 +79,31 @@ def test_links_planted_at_our_temp_lock_and_sidecar_names_are_never_followed(
             "lock": transfer.lock_path_for(dest, remote),
             "etag": transfer.etag_path_for(dest, remote),
         }
-        for kind, target in plants.items():
-            if target == "hardlinked.bin":  # a hard link: a regular file, but not only ours
+        for kind, target in plant.items():
+            if target == "hardlinked.bin":
                 os.link(outside / target, names[kind])
-            elif target == "fifo":  # opening a FIFO would hang a worker
+            elif target == "fifo":
                 os.mkfifo(names[kind])
+            elif target == "folder":
+                names[kind].mkdir()
             else:
                 names[kind].symlink_to(outside / target)
     before = snapshot_of(outside)
     engine = make_engine(farm, out, jobs=[job], exit_when_done=True)
-    assert run_to_end(engine) == 0
+    assert run_to_end(engine) == 1
     assert snapshot_of(outside) == before  # nothing created, truncated, written or chmod-ed
-    assert files_on_disk(out / job) == farm_files(farm.store(), job)
+    refused = {f.task_id: f for f in engine.snapshot().failed}
+    assert sorted(refused) == ["001", "003", "004"]
+    assert all(f.outcome is Outcome.REFUSED and f.attempts == 1 for f in refused.values())
+    assert "a symbolic link that is not ours stands at" in refused["001"].reason
+    assert "a special file that is not ours" in refused["003"].reason
+    assert "a folder that is not ours" in refused["004"].reason
+    on_disk = files_on_disk(out / job)
+    expected = farm_files(farm.store(), job)
+    for index in (0, 2):
+        path = downloads[index].files[0].relative_path
+        assert on_disk[path] == expected[path]
     assert not temp_files(out)
-    leftovers = [p for p in (out / job).rglob(".*") if p.is_symlink() or p.is_fifo()]
-    assert leftovers == []  # the planted names were replaced by ours, then removed
 
 
 def test_a_partial_that_is_not_a_plain_file_of_ours_is_not_resumed(
@@ -157,7 +173,7 @@ def test_an_output_dir_through_a_link_to_a_system_folder_falls_back(
     finally:
         subprocess.run(["rm", "-rf", str(probe)], check=False)
     job = farm.job_ids[0]
-    landed = fallback / job / str(link / probe.name).lstrip("/")
+    (landed,) = (fallback / job / str(link).lstrip("/")).glob(f"{probe.name}@*")
     assert files_on_disk(landed) == farm_files(farm.store(), job)
 
 
@@ -174,10 +190,10 @@ def test_two_refused_output_dirs_never_share_a_path_under_the_fallback(
     engine = make_engine(farm, None, jobs=farm.job_ids, exit_when_done=True, fallback_dir=fallback)
     assert run_to_end(engine) == 0
     job = farm.job_ids[0]
-    assert sorted(p.relative_to(fallback) for p in fallback.rglob("*.exr")) == [
-        Path(job, "C/renders/layerA/shot/beauty.1001.exr"),
-        Path(job, "C/renders/layerB/shot/beauty.1001.exr"),
-    ]
+    landed = sorted(str(p.relative_to(fallback / job)) for p in fallback.rglob("*.exr"))
+    assert len(landed) == 2
+    assert landed[0].startswith("C/renders/layerA@") and landed[1].startswith("C/renders/layerB@")
+    assert all(path.endswith("/shot/beauty.1001.exr") for path in landed)
 
 
 def test_a_hidden_folder_in_relative_path_is_refused_and_nothing_written(
@@ -253,12 +269,20 @@ def test_a_folder_swapped_for_a_link_mid_run_is_refused(start_farm, make_engine,
     assert "is a symbolic link, not a folder of ours" in refused.reason
 
 
-@pytest.mark.parametrize(("umask", "file_mode", "dir_mode"), [(0o077, 0o600, 0o700)])
-def test_modes_follow_the_umask_unless_configured(start_farm, tmp_path, umask, file_mode, dir_mode):
+@pytest.mark.parametrize(
+    ("umask", "settings", "modes"),
+    [
+        (0o077, {}, (0o600, 0o700)),
+        (0o022, {}, (0o644, 0o755)),
+        (0o077, {"CDL_FILE_MODE": "640", "CDL_DIR_MODE": "750"}, (0o640, 0o750)),
+    ],
+)
+def test_modes_follow_the_umask_unless_configured(start_farm, tmp_path, umask, settings, modes):
+    file_mode, dir_mode = modes
     farm = start_farm(jobs=1, tasks=1, files=2)
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CDL_", "CONDUCTOR_"))}
-    env.update(CDL_API_KEY=farm.token, XDG_STATE_HOME=str(tmp_path / "state"))
+    env.update(CDL_API_KEY=farm.token, XDG_STATE_HOME=str(tmp_path / "state"), **settings)
     command = [
         str(Path(sys.executable).parent / "cdl-tui"),
         "--headless",
@@ -321,5 +345,5 @@ def test_a_service_without_output_roots_says_so_and_output_roots_keep_the_farm_i
     assert "output_roots is not set" not in kept_in.stderr
     assert f"{str(elsewhere / 'shot2')!r} is not under output_roots" in kept_in.stderr
     assert not (elsewhere / "shot2").exists()
-    landed = fallback / job / str(elsewhere / "shot2").lstrip("/")
+    (landed,) = (fallback / job / str(elsewhere).lstrip("/")).glob("shot2@*")
     assert files_on_disk(landed) == farm_files(farm.store(), job)

@@ -55,7 +55,7 @@ def test_unusable_output_dirs_fall_back_with_a_warning(tmp_path, output_dir, pro
     assert problem in output_dir_problem(output_dir)
     policy = DestinationPolicy(fallback=tmp_path / "fallback")
     root, warning = policy.root_for(download(output_dir))
-    assert root == tmp_path / "fallback" / "08285" / mirror
+    assert str(root.relative_to(tmp_path / "fallback" / "08285")).startswith(f"{mirror}@")
     assert problem in warning and str(root) in warning and repr(output_dir) in warning
 
 
@@ -141,7 +141,8 @@ def test_output_roots_accept_only_output_dirs_under_them_or_a_path_map_target(tm
     assert policy.root_for(download(str(renders / "show")))[0] == renders / "show"
     assert policy.root_for(download("/Volumes/af/show"))[0] == mapped / "show"
     root, warning = policy.root_for(download(str(other / "show")))
-    assert root == tmp_path / "fallback" / "08285" / str(other / "show").lstrip("/")
+    mirror = str(other / "show").lstrip("/")
+    assert str(root.relative_to(tmp_path / "fallback" / "08285")).startswith(f"{mirror}@")
     assert f"{str(other / 'show')!r} is not under output_roots ({renders}, {mapped})" in warning
     (renders / "sneaky").symlink_to(other, target_is_directory=True)
     assert "not under output_roots" in policy.root_for(download(str(renders / "sneaky")))[1]
@@ -179,3 +180,42 @@ def test_an_output_folder_on_storage_that_is_away_is_a_warning_not_an_error(tmp_
     monkeypatch.setattr(destination, "make_dirs", refused)
     with pytest.raises(ConfigError, match="Read-only file system"):
         destination.prepare_output_root(tmp_path / "ro", "the output", Permissions())
+
+
+def test_mirrored_output_dirs_never_collide():
+    from cdl_tui.core.destination import mirrored
+
+    pairs = [
+        ("C:\\r\\x", "/C/r/x"),
+        ("/a:/x", "/a/x"),
+        ("/x /y", "/x/y"),
+        ("/r/.h", "/r/_h"),
+        ("/a/../b", "/a/b"),
+        ("/" + "n" * 300 + "1", "/" + "n" * 300 + "2"),
+    ]
+    for one, other in pairs:
+        assert mirrored(one) != mirrored(other), (one, other)
+    assert str(mirrored("/shots/MJ/renders")).startswith("shots/MJ/renders@")
+    many = mirrored("/" + "/".join(f"d{i}" for i in range(100)) + "/\x00\x1b[31m")
+    assert len(many.parts) <= 16 and all(c.isprintable() for c in str(many))
+
+
+@pytest.mark.parametrize(
+    "output_dir", ["/renders/a\x00b", "/renders/" + "x" * 5000, "/renders/ok\x1b[2J"]
+)
+def test_an_output_dir_that_is_no_usable_path_falls_back_without_an_error(tmp_path, output_dir):
+    policy = DestinationPolicy(fallback=tmp_path / "fallback")
+    root, warning = policy.root_for(download(output_dir))
+    assert root.is_relative_to(tmp_path / "fallback")
+    assert warning is not None
+
+
+def test_the_checked_real_path_is_the_root_used(tmp_path):
+    from cdl_tui.core.destination import check_output_dir
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real", target_is_directory=True)
+    real, reason = check_output_dir(str(tmp_path / "link" / "shot"))
+    assert (real, reason) == (tmp_path / "real" / "shot", None)
+    root, _ = DestinationPolicy().root_for(download(str(tmp_path / "link" / "shot")))
+    assert root == real

@@ -1,0 +1,56 @@
+"""Folders opened without following links (core.folders), on a real filesystem."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from cdl_tui.core.folders import FolderTree, LinkRefused, open_folder
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_tree_of_many_folders_keeps_few_descriptors_open(tmp_path):
+    before = open_fds()
+    with FolderTree(tmp_path.resolve() / "root", None, None) as tree:
+        for index in range(300):
+            folder = tree.folder(("shot", f"layer{index:03d}"))
+            fd = folder.create("f.exr")
+            os.close(fd)
+            assert open_fds() - before <= FolderTree.MAX_OPEN + 1
+        assert tree.existing(("shot", "layer000")) is not None  # opened again on demand
+        assert tree.existing(("shot", "missing")) is None  # and nothing is created
+    assert open_fds() == before
+    assert not (tmp_path / "root" / "shot" / "missing").exists()
+    assert len(list((tmp_path / "root" / "shot").iterdir())) == 300
+
+
+def test_a_link_on_the_way_is_refused_not_followed(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real", target_is_directory=True)
+    with pytest.raises(LinkRefused, match="is a symbolic link"):
+        open_folder(tmp_path.resolve() / "link" / "inside")
+    assert not (tmp_path / "real" / "inside").exists()
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(LinkRefused, match="is a file"):
+        open_folder(tmp_path.resolve() / "file" / "inside")
+
+
+def test_create_replaces_a_planted_link_and_owned_regular_refuses_strangers(tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"keep")
+    folder = open_folder(tmp_path.resolve() / "f")
+    try:
+        Path(tmp_path / "f" / "name").symlink_to(outside)
+        assert folder.owned_regular("name") is None  # a link is not ours to use
+        fd = folder.create("name")
+        os.write(fd, b"ours")
+        os.close(fd)
+        assert outside.read_bytes() == b"keep"
+        assert (tmp_path / "f" / "name").read_bytes() == b"ours"
+        os.link(tmp_path / "f" / "name", tmp_path / "second-link")
+        assert folder.owned_regular("name") is None  # two links: not only ours
+    finally:
+        folder.close()
