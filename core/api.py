@@ -403,6 +403,8 @@ def _interpret(response: httpx.Response, what: str, credential_text: str, want_j
         return None
     try:
         return response.json()
+    except RecursionError:
+        raise ApiError(f"{what}: the farm's answer is nested too deeply to read", status) from None
     except (ValueError, UnicodeDecodeError):
         raise TransientError(
             f"{what}: the farm answered HTTP {status} with a body that is not JSON", status

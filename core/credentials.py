@@ -76,6 +76,9 @@ def credentials_from_text(text: str, source: str) -> Credentials:
 
 
 def _long_enough(secret: str, what: str) -> None:
+    if not secret.isascii() or not secret.isprintable():
+        # It goes into an HTTP header (or a query string), which takes plain ASCII.
+        raise ConfigError(f"{what} holds characters other than plain ASCII: not a key")
     if len(secret) < MIN_SECRET_LENGTH:
         raise ConfigError(
             f"{what} is {len(secret)} characters long; a key shorter than "

@@ -188,6 +188,7 @@ class _Counters:
     downloads_failed: int = 0
     downloads_cancelled: int = 0
     downloads_refused: int = 0
+    jobs_failed: int = 0
     files_hashed: int = 0
     bytes_hashed: int = 0
 
@@ -619,6 +620,8 @@ class Engine:
         """A job that cannot be listed at all (not on the farm): it counts as failed."""
         log.error("%s", reason)
         with self._lock:
+            if tracker.error is None:
+                self._counters.jobs_failed += 1
             tracker.error = reason
         self.publish(JobDone(job_id=tracker.job_id, downloads=0, failed=1))
         self._check_drained()

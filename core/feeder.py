@@ -20,6 +20,7 @@ from .api import MAX_NEXT_COUNT
 from .errors import ApiError, AuthError, TransientError
 from .events import FeederIdle, JobListed
 from .jobs import JobTracker
+from .models import RejectedDownload
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -123,7 +124,13 @@ class Feeder:
             return True
         except AuthError:
             raise
-        except ApiError as exc:
+        except Exception as exc:
+            if not isinstance(exc, ApiError):
+                # A bug or an answer we choke on: the job fails loudly, never "complete".
+                log.exception("unexpected error while listing job %s", job_id)
+                tracker.pages = None
+                engine.job_failed(tracker, f"job {job_id}: unexpected error while listing: {exc!r}")
+                return True
             tracker.pages = None
             tracker.failures += 1
             permanent = not isinstance(exc, TransientError)  # 404, 400, a malformed answer
@@ -139,6 +146,17 @@ class Feeder:
         for rejected in batch.rejected:
             engine.refuse_listed(rejected, job_id, leased=False)
         for download in batch.downloads:
+            if download.job_id != job_id:  # never written under another job's folder
+                reason = f"listed for job {job_id}, but it is a Download of job {download.job_id}"
+                foreign = RejectedDownload(
+                    reason,
+                    download.download_id,
+                    download.wire_id,
+                    download.job_id,
+                    download.task_id,
+                )
+                engine.refuse_listed(foreign, job_id, leased=False)
+                continue
             engine.enqueue(download, job_id, leased=False)
         engine.publish(JobListed(job_id=job_id, listed=len(tracker.outcomes), complete=False))
         return True

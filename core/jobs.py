@@ -52,4 +52,5 @@ class JobTracker:
             finished=self.finished,
             failed=self.failed,
             listing_complete=self.listing_complete,
+            error=self.error,
         )

@@ -229,10 +229,7 @@ class Journal:
             stop = any(entry is _STOP for entry in batch)
             waiters = [e[1] for e in batch if e is not _STOP and e[0] == "flush"]
             writes = [e for e in batch if e is not _STOP and e[0] != "flush"]
-            try:
-                self._apply(conn, writes)
-            except sqlite3.Error as exc:
-                log.warning("could not write %d journal records: %s", len(writes), exc)
+            self._apply_each_if_need_be(conn, writes)
             for waiter in waiters:
                 waiter.set()
             if stop:
@@ -242,6 +239,23 @@ class Journal:
                 # Let records gather: one transaction per batch, not one per file. The
                 # journal is a cache; a crash loses at most this much of it.
                 time.sleep(WRITE_PAUSE)
+
+    def _apply_each_if_need_be(self, conn: sqlite3.Connection, writes: list) -> None:
+        """Write a batch; if it fails, each record alone, so one bad record (text SQLite
+        cannot store, a full disk for a moment) costs only itself. This thread never
+        dies: the journal is a cache, and the run goes on without what it could not keep."""
+        try:
+            self._apply(conn, writes)
+            return
+        except Exception as exc:
+            if len(writes) == 1:
+                log.warning("could not write a journal record: %r", exc)
+                return
+        for write in writes:
+            try:
+                self._apply(conn, [write])
+            except Exception as exc:
+                log.warning("could not write a journal record: %r", exc)
 
     @staticmethod
     def _apply(conn: sqlite3.Connection, writes: list) -> None:

@@ -106,6 +106,8 @@ def parse_download(obj: Any) -> Download:
     location = obj.get("location")
     if location is not None and not isinstance(location, str):
         raise InvalidDownload(f"'location' must be a string or null, got {_type_name(location)}")
+    if location is not None:
+        _check_encodable("location", location)
     raw_files = obj.get("files")
     if raw_files is None:
         raise InvalidDownload("'files' is missing")
@@ -159,7 +161,16 @@ def _text(obj: Mapping[str, Any], key: str) -> str:
         raise InvalidDownload(f"'{key}' is missing")
     if not isinstance(value, str):
         raise InvalidDownload(f"'{key}' must be a string, got {_type_name(value)}")
+    _check_encodable(key, value)
     return value
+
+
+def _check_encodable(key: str, value: str) -> None:
+    """JSON can carry a lone surrogate (\\ud800) that no file, database or log can store."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidDownload(f"'{key}' is not valid text (a lone surrogate)") from None
 
 
 def _wire_id(obj: Mapping[str, Any]) -> WireId:
@@ -175,6 +186,8 @@ def _wire_id(obj: Mapping[str, Any]) -> WireId:
         raise InvalidDownload("'download_id' is empty")
     if isinstance(value, str) and len(value) > MAX_ID_LENGTH:
         raise InvalidDownload(f"'download_id' is longer than {MAX_ID_LENGTH} characters")
+    if isinstance(value, str):
+        _check_encodable("download_id", value)
     return value
 
 

@@ -101,10 +101,11 @@ class JobView:
     finished: int
     failed: int
     listing_complete: bool
+    error: str | None = None  # the job failed as a whole (not on the farm, unreadable)
 
     @property
     def complete(self) -> bool:
-        return self.listing_complete and self.finished >= self.listed
+        return self.error is None and self.listing_complete and self.finished >= self.listed
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +120,7 @@ class Totals:
     downloads_failed: int = 0
     downloads_cancelled: int = 0
     downloads_refused: int = 0
+    jobs_failed: int = 0  # jobs that could not be listed (not on the farm, bad answers)
     files_hashed: int = 0  # existing files hashed (not trusted from the journal)
     bytes_hashed: int = 0
 

@@ -126,10 +126,12 @@ def status_line(snap: EngineSnapshot) -> str:
 
 def total_line(totals: Totals, uptime: float) -> str:
     mean = totals.bytes_downloaded / uptime if uptime > 0 else 0.0
+    jobs = totals.jobs_failed
+    failed_jobs = f"{jobs} job{'s' if jobs != 1 else ''} failed, " if jobs else ""
     return (
         f"cdl-tui: {totals.downloads_done} tasks done: {totals.files_downloaded} files "
         f"downloaded ({size(totals.bytes_downloaded)}), {totals.files_cached} cached "
-        f"({size(totals.bytes_cached)}), {totals.files_failed} files and "
+        f"({size(totals.bytes_cached)}), {failed_jobs}{totals.files_failed} files and "
         f"{totals.downloads_failed + totals.downloads_refused} tasks failed, "
         f"{totals.downloads_cancelled} cancelled; mean {rate(mean)} over {duration(uptime)}"
     )
@@ -139,6 +141,10 @@ def format_final(snap: EngineSnapshot, tasks: Iterable[HistoryEntry]) -> str:
     """The end of a run: every task of its history, what failed, and the totals."""
     lines = ["##### RUN HISTORY (tasks) #####"]
     lines += [_history_line(entry) for entry in tasks] or ["    none"]
+    failed_jobs = [job for job in snap.jobs if job.error]
+    if failed_jobs:
+        lines.append(f"##### JOBS FAILED ({len(failed_jobs)}) #####")
+        lines += [f"    Job {job.job_id}: {job.error}" for job in failed_jobs]
     if snap.failed:
         lines.append(f"##### FAILED ({len(snap.failed)}) #####")
         lines += [

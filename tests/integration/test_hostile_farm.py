@@ -130,3 +130,120 @@ def test_a_key_too_short_to_scrub_is_refused_at_start(hostile_server, tmp_path):
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert "7 characters long" in line and "abc1234" not in line
+
+
+class ListingFarm:
+    """Answers a job listing with whatever body the test gives; files are served."""
+
+    def __init__(self, body: bytes, status: int = 201) -> None:
+        self.body, self.status = body, status
+        self.url = ""
+        self.reports: list[dict] = []
+        self.fails: list[str] = []
+
+    def __call__(self, request):
+        path = urlsplit(request.path).path
+        if path == "/blob/a.exr":
+            return 200, {}, CONTENT
+        if path.endswith("/downloads") and request.method == "POST":
+            body = self.body.replace(b"{URL}", self.url.encode())
+            return self.status, {"Content-Type": "application/json"}, body
+        if path == "/downloads/status":
+            self.reports.append(json.loads(request.body))
+        if path.endswith("/fail"):
+            self.fails.append(path)
+        return 201, {}, b"{}"
+
+
+def run_job(farm, tmp_path, *extra):
+    report = tmp_path / "report.json"
+    result = cdl_tui(
+        farm.url,
+        tmp_path,
+        "08285",
+        "--exit-when-done",
+        "--output",
+        str(tmp_path / "out"),
+        "--report",
+        str(report),
+        *extra,
+    )
+    return result, json.loads(report.read_text()) if report.exists() else None
+
+
+def test_a_listing_nested_too_deep_fails_the_job_loudly(hostile_server, tmp_path):
+    farm = ListingFarm(b'{"downloads": ' + b"[" * 5000 + b"]" * 5000 + b', "next_cursor": null}')
+    farm.url = hostile_server(farm).url
+    result, report = run_job(farm, tmp_path)
+    assert result.returncode == 1, result.stderr
+    (job,) = report["jobs"]
+    assert job["complete"] is False and "nested too deeply" in job["error"]
+    assert report["totals"]["jobs_failed"] == 1
+    assert "1 job failed" in result.stderr + result.stdout
+
+
+def test_a_job_the_farm_does_not_know_counts_as_failed(hostile_server, tmp_path):
+    farm = ListingFarm(b'{"error": "job 08285 not found"}', status=404)
+    farm.url = hostile_server(farm).url
+    result, report = run_job(farm, tmp_path)
+    assert result.returncode == 1
+    assert report["totals"]["jobs_failed"] == 1
+    assert report["jobs"][0]["complete"] is False
+    output = result.stderr + result.stdout
+    assert "1 job failed" in output and "JOBS FAILED (1)" in output
+    assert "0 files and 0 tasks failed" in output  # and the tasks line does not hide it
+
+
+def download_entry(download_id, job_id="08285", path="a.exr") -> dict:
+    md5 = base64.b64encode(hashlib.md5(CONTENT).digest()).decode()
+    return {
+        "download_id": download_id,
+        "job_id": job_id,
+        "task_id": "001",
+        "output_dir": "/renders/show",
+        "size": len(CONTENT),
+        "files": [
+            {"url": "{URL}/blob/a.exr", "md5": md5, "relative_path": path, "size": len(CONTENT)}
+        ],
+    }
+
+
+def test_a_download_of_another_job_in_a_listing_is_refused(hostile_server, tmp_path):
+    listed = [download_entry(11, "08285"), download_entry(12, "99999")]
+    farm = ListingFarm(json.dumps({"downloads": listed, "next_cursor": None}).encode())
+    farm.url = hostile_server(farm).url
+    result, report = run_job(farm, tmp_path)
+    assert result.returncode == 1
+    assert (tmp_path / "out" / "08285" / "a.exr").read_bytes() == CONTENT
+    assert not (tmp_path / "out" / "99999").exists()
+    (refused,) = report["refused"]
+    assert refused["download_id"] == "12" and "Download of job 99999" in refused["reason"]
+    assert farm.fails == ["/downloads/12/fail"]
+
+
+def test_a_lone_surrogate_is_refused_and_the_journal_goes_on(hostile_server, tmp_path):
+    first = download_entry("ok-1", path="a.exr")
+    second = download_entry("\ud800", path="b.exr")
+    first["task_id"], second["task_id"] = "001", "002"
+    body = json.dumps({"downloads": [first, second], "next_cursor": None}).encode()
+    farm = ListingFarm(body)
+    farm.url = hostile_server(farm).url
+    result, report = run_job(farm, tmp_path)
+    assert result.returncode == 1
+    assert "Exception in thread" not in result.stderr
+    assert [r["download_id"] for r in farm.reports if r["status"] == "downloaded"] == ["ok-1"]
+    assert "not valid text" in report["refused"][0]["reason"]
+    journal = tmp_path / "state" / "cdl" / "journal.sqlite"
+    import sqlite3
+
+    rows = sqlite3.connect(journal).execute("SELECT download_id FROM history").fetchall()
+    assert ("ok-1",) in rows
+
+
+def test_a_key_with_other_than_ascii_is_one_clear_line(hostile_server, tmp_path):
+    farm = ListingFarm(b"{}")
+    farm.url = hostile_server(farm).url
+    result = cdl_tui(farm.url, tmp_path, "08285", "--exit-when-done", key="tökén-0123456789")
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "plain ASCII" in line and "tökén" not in line
