@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import datetime
 import functools
+import json
 import logging
 import os
 import ssl
 import threading
+import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -48,6 +51,31 @@ QUICK_RETRY = RetryPolicy(max_attempts=2, base_delay=0.5, max_delay=1.0, max_ela
 # Releases (`pending` with quick=True, mostly at exit): a few more tries, close together;
 # the exit's time limit ends them anyway (see stop_reports_on).
 QUICK_RELEASE_RETRY = RetryPolicy(max_attempts=4, base_delay=0.25, max_delay=1.0, max_elapsed=10.0)
+
+
+@dataclass(frozen=True)
+class ApiLimits:
+    """Bounds on one API answer, so that a broken or hostile farm cannot exhaust us."""
+
+    max_response_bytes: int = 64 << 20  # decoded size of one answer
+    max_pages: int = 10_000  # pages of one job listing
+    deadline: float = 120.0  # seconds for one call to be answered in full (retries aside)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An API answer, read in full within the limits."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
 
 
 @dataclass(frozen=True)
@@ -136,7 +164,12 @@ def _http_client(
         verify=verify,
         trust_env=True,
         follow_redirects=False,
-        headers={"User-Agent": user_agent(), "Accept": "application/json"},
+        # Only what _read_bounded can decompress as it streams, within its limit.
+        headers={
+            "User-Agent": user_agent(),
+            "Accept": "application/json",
+            "Accept-Encoding": "gzip, deflate",
+        },
         transport=transport,
     )
 
@@ -153,8 +186,10 @@ class FarmClient:
         verify: ssl.SSLContext | bool = True,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] | None = None,
+        limits: ApiLimits = ApiLimits(),
     ) -> None:
         self.base_url = normalize_base_url(base_url)
+        self.limits = limits
         self.host = urlsplit(self.base_url).netloc
         self._http = http or make_http_client(verify=verify)  # owned: close() closes it
         self._verify = verify
@@ -226,11 +261,21 @@ class FarmClient:
         page = 0
         while True:
             page += 1
+            if page > self.limits.max_pages:
+                raise ApiError(
+                    f"listing job {job_id}: the farm gave more than max_pages "
+                    f"({self.limits.max_pages}) pages of {page_size}; stopped"
+                )
             params: dict[str, Any] = {"limit": page_size}
             if cursor:
                 params["start_cursor"] = cursor
             body = self._call(
-                "POST", path, f"listing job {job_id} (page {page})", params=params, json=payload
+                "POST",
+                path,
+                f"listing job {job_id} (page {page})",
+                params=params,
+                json=payload,
+                too_big=f"; ask for smaller pages (page_size is {page_size})",
             )
             items = _field(body, "downloads", list, path)
             next_cursor = body.get("next_cursor")
@@ -317,6 +362,7 @@ class FarmClient:
         want_json: bool = True,
         quick: bool = False,
         report: bool = False,
+        too_big: str = "",
     ) -> Any:
         url = self.base_url + path
         renewed = False
@@ -332,6 +378,7 @@ class FarmClient:
                     what,
                     method,
                     url,
+                    too_big=too_big,
                     params=params,
                     json=json,
                     content=content,
@@ -350,10 +397,15 @@ class FarmClient:
             retrier = self._quick_retrier if quick else self._retrier
         return retrier.call(attempt)
 
-    def _send(self, what: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    def _send(
+        self, what: str, method: str, url: str, *, too_big: str = "", **kwargs: Any
+    ) -> Answer:
         maybe_fail("api", lambda text: TransientError(f"{what}: {text}"))
+        deadline = time.monotonic() + self.limits.deadline
         try:
-            return self._http.request(method, url, **kwargs)
+            with self._http.stream(method, url, **kwargs) as response:
+                body = _read_bounded(response, what, self.limits, deadline, too_big)
+                return Answer(response.status_code, response.headers, body)
         except httpx.TimeoutException as exc:
             raise TransientError(f"{what}: timed out ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
@@ -386,7 +438,52 @@ def _pause_until(event: threading.Event) -> Callable[[float], None]:
     return pause
 
 
-def _interpret(response: httpx.Response, what: str, credential_text: str, want_json: bool) -> Any:
+def _read_bounded(
+    response: httpx.Response, what: str, limits: ApiLimits, deadline: float, too_big: str
+) -> bytes:
+    """The answer's body, decompressed as it streams: never more than max_response_bytes
+    in memory (a small gzip bomb cannot expand past it), never longer than the deadline
+    (a farm that answers one byte at a time is cut off)."""
+    cap = limits.max_response_bytes
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("gzip", "x-gzip"):
+        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif encoding == "deflate":
+        decoder = zlib.decompressobj()
+    elif encoding in ("identity", ""):
+        decoder = None
+    else:
+        raise ApiError(f"{what}: the farm answered in an encoding we did not ask for ({encoding})")
+    body = bytearray()
+
+    def over() -> ApiError:
+        size = f"{cap / (1 << 20):.0f} MiB" if cap >= 1 << 20 else f"{cap} bytes"
+        return ApiError(f"{what}: the farm's answer is over max_response_bytes ({size}){too_big}")
+
+    # A response built in memory (a test's transport) has been read already.
+    chunks = [response.content] if response.is_stream_consumed else response.iter_raw()
+    try:
+        for raw in chunks:
+            if time.monotonic() > deadline:
+                raise TransientError(
+                    f"{what}: the farm did not answer in full within api_deadline "
+                    f"({limits.deadline:.0f} s)"
+                )
+            if decoder is None:
+                body += raw
+            else:
+                data = decoder.decompress(raw, cap - len(body) + 1)
+                body += data
+                while decoder.unconsumed_tail and len(body) <= cap:
+                    body += decoder.decompress(decoder.unconsumed_tail, cap - len(body) + 1)
+            if len(body) > cap:
+                raise over()
+    except zlib.error as exc:
+        raise TransientError(f"{what}: the farm's compressed answer is broken ({exc})") from None
+    return bytes(body)
+
+
+def _interpret(response: Answer, what: str, credential_text: str, want_json: bool) -> Any:
     status = response.status_code
     if status in (401, 403):
         verb = "refused" if status == 401 else "does not allow"
@@ -421,7 +518,7 @@ def _field(body: Any, key: str, kind: type, path: str) -> Any:
     return value
 
 
-def _server_reason(response: httpx.Response) -> str:
+def _server_reason(response: Answer) -> str:
     """A short, single-line reason from the server's body, if it gave one."""
     text = ""
     try:
@@ -437,7 +534,7 @@ def _server_reason(response: httpx.Response) -> str:
     return f": {text}" if text else ""
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: Answer) -> float | None:
     value = response.headers.get("Retry-After")
     if not value:
         return None

@@ -249,6 +249,13 @@ class Settings:
     tls_verify: bool = _setting(True, _as_bool, "verify TLS certificates")
     connect_timeout: float = _setting(10.0, _as_float, "seconds to wait for a connection")
     read_timeout: float = _setting(60.0, _as_float, "seconds to wait for data")
+    api_deadline: float = _setting(
+        120.0, _as_interval, "seconds for one API answer to arrive in full (retries aside)"
+    )
+    max_response_bytes: int = _setting(
+        64 << 20, _as_size, "the largest API answer read, decoded (e.g. 64MiB)"
+    )
+    max_pages: int = _setting(10_000, _as_positive_int, "pages of one job listing at most")
     output: Path | None = _setting(None, _as_path, "download into DIR/<job_id>/...")
     threads: int = _setting(8, _as_positive_int, "download worker threads")
     location: str | None = _setting(None, _as_str, "location tag for daemon mode")

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .api import FarmClient, Timeouts, make_http_client, normalize_base_url, tls_verify_setting
+from .api import (
+    ApiLimits,
+    FarmClient,
+    Timeouts,
+    make_http_client,
+    normalize_base_url,
+    tls_verify_setting,
+)
 from .config import Settings
 from .credentials import Credentials, credentials_from_file, credentials_from_text
 from .engine import EngineConfig
@@ -53,7 +60,12 @@ def client_from(settings: Settings, credentials: Credentials | None = None) -> F
         verify=verify,
         max_connections=max(16, settings.threads * 2),
     )
-    return FarmClient(url, creds, http=http, verify=verify)
+    limits = ApiLimits(
+        max_response_bytes=settings.max_response_bytes,
+        max_pages=settings.max_pages,
+        deadline=settings.api_deadline,
+    )
+    return FarmClient(url, creds, http=http, verify=verify, limits=limits)
 
 
 def group_id(group: str | None) -> int | None:

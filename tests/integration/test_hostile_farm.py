@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import os
+import resource
 import subprocess
 import sys
+import time
+import zlib
 from pathlib import Path
 from urllib.parse import urlsplit
+
+import pytest
+
+from cdl_tui.core.api import ApiLimits, FarmClient
+from cdl_tui.core.credentials import credentials_from_text
+from cdl_tui.core.errors import TransientError
+from cdl_tui.core.retry import RetryPolicy
 
 TOKEN = "hostile-test-token-5f3a9c"
 CONTENT = b"frame bytes " * 1000
@@ -155,7 +166,7 @@ class ListingFarm:
         return 201, {}, b"{}"
 
 
-def run_job(farm, tmp_path, *extra):
+def run_job(farm, tmp_path, *extra, **env):
     report = tmp_path / "report.json"
     result = cdl_tui(
         farm.url,
@@ -167,6 +178,7 @@ def run_job(farm, tmp_path, *extra):
         "--report",
         str(report),
         *extra,
+        **env,
     )
     return result, json.loads(report.read_text()) if report.exists() else None
 
@@ -247,3 +259,73 @@ def test_a_key_with_other_than_ascii_is_one_clear_line(hostile_server, tmp_path)
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert "plain ASCII" in line and "tökén" not in line
+
+
+def gzip_of_spaces(decoded_size: int) -> bytes:
+    """A gzip stream of `decoded_size` bytes, made a chunk at a time (a 'zip bomb')."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    chunk = b" " * (1 << 20)
+    parts = [compressor.compress(chunk) for _ in range(decoded_size >> 20)]
+    return b"".join([*parts, compressor.flush()])
+
+
+def peak_rss_of_children_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def test_a_compressed_answer_is_bounded_as_it_streams(hostile_server, tmp_path):
+    bomb = gzip_of_spaces(512 << 20)  # 0.5 MB on the wire, 512 MiB decoded
+    assert len(bomb) < 1 << 20
+    farm = ListingFarm(b"")
+    farm.url = hostile_server(lambda r: (201, {"Content-Encoding": "gzip"}, bomb)).url
+    result, report = run_job(farm, tmp_path)
+    assert result.returncode == 1
+    error = report["jobs"][0]["error"]
+    assert "over max_response_bytes (64 MiB)" in error and "page_size is 100" in error
+    assert peak_rss_of_children_mib() < 400  # it took 3.2 GB before
+
+
+def test_an_endless_answer_is_cut_at_the_limit(hostile_server, tmp_path):
+    def endless():
+        while True:
+            yield b" " * (1 << 20)
+
+    farm = ListingFarm(b"")
+    farm.url = hostile_server(lambda r: (201, {}, endless())).url
+    result, report = run_job(farm, tmp_path, CDL_MAX_RESPONSE_BYTES="8MiB")
+    assert result.returncode == 1
+    assert "over max_response_bytes (8 MiB)" in report["jobs"][0]["error"]
+
+
+def test_a_cursor_that_never_ends_stops_at_max_pages(hostile_server, tmp_path):
+    pages = itertools.count(1)
+
+    def answer(request):
+        body = {"downloads": [], "next_cursor": f"c{next(pages)}"}
+        return 201, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+    farm = ListingFarm(b"")
+    farm.url = hostile_server(answer).url
+    result, report = run_job(farm, tmp_path, CDL_MAX_PAGES="25")
+    assert result.returncode == 1
+    assert "more than max_pages (25)" in report["jobs"][0]["error"]
+    assert next(pages) == 26  # 25 pages asked for, not one more
+
+
+def test_an_answer_that_trickles_is_cut_at_the_api_deadline(hostile_server):
+    def trickle():
+        for _ in range(600):
+            yield b" "
+            time.sleep(0.1)
+
+    server = hostile_server(lambda r: (201, {}, trickle()))
+    client = FarmClient(
+        server.url,
+        credentials_from_text(TOKEN, "test"),
+        retry=RetryPolicy(max_attempts=1),
+        limits=ApiLimits(deadline=1.0),
+    )
+    started = time.monotonic()
+    with client, pytest.raises(TransientError, match=r"within api_deadline \(1 s\)"):
+        list(client.iter_job_downloads("08285"))
+    assert time.monotonic() - started < 10  # the trickle would last a minute
