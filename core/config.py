@@ -256,6 +256,12 @@ class Settings:
         64 << 20, _as_size, "the largest API answer read, decoded (e.g. 64MiB)"
     )
     max_pages: int = _setting(10_000, _as_positive_int, "pages of one job listing at most")
+    stall_timeout: float = _setting(
+        60.0, _as_interval, "seconds a file may average under stall_min_rate before it is cut"
+    )
+    stall_min_rate: float | None = _setting(
+        1024.0, _as_rate, "bytes/s below which a file transfer stalls (0: never)"
+    )
     output: Path | None = _setting(None, _as_path, "download into DIR/<job_id>/...")
     threads: int = _setting(8, _as_positive_int, "download worker threads")
     location: str | None = _setting(None, _as_str, "location tag for daemon mode")
@@ -315,7 +321,12 @@ class Settings:
         None, _as_rate, "limit for all downloads together, e.g. 40MB/s (MB and MiB)"
     )
     on_job_done: str | None = _setting(None, _as_str, "command to run when a job completes")
-    disk_margin: int = _setting(256 << 20, _as_size, "free space to leave on each filesystem")
+    disk_margin: int = _setting(
+        256 << 20, _as_size, "free space to leave on each filesystem (at most 2% of it)"
+    )
+    disk_wait_max: float = _setting(
+        1800.0, _as_interval, "seconds a Download may wait for disk space before it FAILS"
+    )
     temp_max_age: float = _setting(
         2 * 86400.0, _as_interval, "seconds after which an unclaimed temp file is removed"
     )

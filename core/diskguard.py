@@ -30,6 +30,13 @@ def free_space(path: Path) -> int:
     return shutil.disk_usage(path).free
 
 
+def capacity_of(path: Path) -> int:
+    return shutil.disk_usage(path).total
+
+
+MARGIN_SHARE = 0.02  # of a filesystem's size, when that is less than the margin
+
+
 def existing_ancestor(path: Path) -> Path:
     current = path
     while not current.exists() and current.parent != current:
@@ -44,9 +51,15 @@ class Reservation:
 
 
 class DiskGuard:
-    def __init__(self, margin: int = 256 << 20, probe: FreeSpace = free_space) -> None:
+    def __init__(
+        self,
+        margin: int = 256 << 20,
+        probe: FreeSpace = free_space,
+        capacity: FreeSpace = capacity_of,
+    ) -> None:
         self.margin = margin
         self.probe = probe
+        self.capacity = capacity
         self._reserved: dict[int, int] = {}
         self._lock = threading.Lock()
 
@@ -82,15 +95,24 @@ class DiskGuard:
         where = existing_ancestor(directory)
         device = where.stat().st_dev
         free = self.probe(where)
+        margin = self.margin_for(where)
         with self._lock:
             taken = self._reserved.get(device, 0)
-            if need and free - taken < need + slack + self.margin:
+            if need and free - taken < need + slack + margin:
                 raise WaitForDisk(
-                    f"needs {need} bytes (+{self.margin} margin) on {where}, "
-                    f"{max(0, free - taken)} free"
+                    f"needs {need} bytes (+{margin} margin) on {where}, {max(0, free - taken)} free"
                 )
             self._reserved[device] = taken + need
         return Reservation(device, need)
+
+    def margin_for(self, where: Path) -> int:
+        """The room to leave free on `where`'s filesystem: the configured margin, or 2 %
+        of the filesystem if that is less (a 100 MB filesystem is not full for a small
+        file because it has less than 256 MiB free)."""
+        try:
+            return min(self.margin, int(self.capacity(where) * MARGIN_SHARE))
+        except OSError:
+            return self.margin
 
     def release(self, reservation: Reservation | None) -> None:
         if reservation is None:

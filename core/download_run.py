@@ -133,6 +133,11 @@ class DownloadRun:
                 self._tree.close()
         engine.finish(active)
 
+    @property
+    def _stall(self) -> tuple[float, float] | None:
+        config = self.config
+        return (config.stall_timeout, config.stall_min_rate) if config.stall_min_rate else None
+
     def _plan(self, download: Download) -> tuple[Path, list[tuple[RemoteFile, Path]]]:
         """The root (a real path, checked) and each file's destination; the folder tree."""
         root, warning = self.engine.policy.root_for(download)
@@ -212,6 +217,7 @@ class DownloadRun:
                 check_stop=self._checkpoint,
                 throttle=engine.throttle.consume,
                 largest_read=engine.throttle.largest_read,
+                stall=self._stall,
             )
             try:
                 resumed = fetch_file(

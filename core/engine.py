@@ -109,8 +109,11 @@ class EngineConfig:
     disk_margin: int = 256 << 20  # free space to leave on a filesystem
     disk_retry: float = 5.0  # seconds between checks for a Download waiting for space
     disk_release_after: float = 120.0  # then a leased Download waiting for space goes back
+    disk_wait_max: float = 1800.0  # then a Download waiting for space is FAILED
     free_space: FreeSpace = free_space  # how free space is measured (tests swap it)
     max_bandwidth: float | None = None  # bytes/s for all workers together
+    stall_timeout: float = 60.0  # a file body averaging under stall_min_rate this long
+    stall_min_rate: float = 1024.0  # is cut as stalled and resumed (bytes/s; 0: off)
     on_job_done: str | None = None  # shell command run when a job is complete
     temp_max_age: float = 2 * 86400.0  # unclaimed temp files older than this are removed
     path_map: tuple[tuple[str, str], ...] = ()  # output_dir prefixes, submitter -> here
@@ -845,7 +848,13 @@ class Engine:
         item.last_error = reason
         item.not_before = now + delay
         item.changed()
-        if now - item.waiting_since > self.config.disk_release_after and item.leased:
+        waited = now - item.waiting_since
+        if state == "WAITING FOR DISK" and waited > self.config.disk_wait_max:
+            item.waiting = None
+            reason = f"waited {waited:.0f} s for disk space (disk_wait_max): {reason}"
+            self._give_back(item, Outcome.FAILED, reason)
+            return
+        if waited > self.config.disk_release_after and item.leased:
             # Held long: give the farm its Download back. A daemon lets it go entirely
             # (another daemon may have room); job mode keeps it queued.
             self.report(item, "pending", 0, closing=True)

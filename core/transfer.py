@@ -45,7 +45,8 @@ HASH_BLOCK = 4 << 20
 # A shutdown keeps a partial file this big or bigger for the next run to resume; smaller
 # ones are cheaper to fetch again than to leave lying around.
 RESUME_MIN = 1 << 20
-MIN_STEP = 64 << 10  # the smallest read of a body
+MIN_STEP = 64 << 10  # the first read of a big body
+SLOW_STEP = 4 << 10  # the smallest read, on a slow link
 SMALL_BODY = 256 << 10  # read in one go (each read costs a syscall and a GIL hand-off)
 TEMP_MARK = ".cdl-"
 TEMP_SUFFIX = ".part"
@@ -355,6 +356,10 @@ class Progress:
     check_stop: Callable[[], None] | None = None
     throttle: Callable[[int], None] | None = None  # blocks to keep a bandwidth limit
     largest_read: Callable[[], int | None] | None = None  # the limit's burst size
+    # (seconds, bytes/s): a body that averages less than this over this long of reading
+    # (waits for our own throttle or a pause not counted) is cut as stalled, like curl's
+    # --speed-time/--speed-limit. None: only the connection's read timeout applies.
+    stall: tuple[float, float] | None = None
 
 
 def fetch_file(
@@ -437,6 +442,9 @@ class _Transfer:
         self.received = 0
         self.etag_written = False
         self._step = MIN_STEP  # bytes per read; adapts to the link (see _fill)
+        self._stall_time = 0.0  # seconds spent reading, and bytes read, since the last
+        self._stall_bytes = 0  # stall check
+        self._stalled: TransferError | None = None  # raised once the buffer is written
 
     @property
     def kept(self) -> int:
@@ -460,6 +468,8 @@ class _Transfer:
                 # Every byte was on disk already: the mode is still ours to set.
                 apply_mode(self.fd, self.permissions.file_mode, self.permissions.group)
             else:
+                if self.progress.stall is not None:  # a read that waits this long stalls
+                    body.limit_wait(self.progress.stall[0])
                 # Kept for a resume: worth it for files a cut would cost much to fetch again.
                 if self.remote.size >= RESUME_MIN and (etag := body.header("etag")):
                     self._write_etag(etag)
@@ -598,6 +608,8 @@ class _Transfer:
                 else:
                     self.digest.update(view[:count])
                     pipeline.give_back(index)
+                if self._stalled is not None:
+                    raise self._stalled  # after what came was written: it is resumed
         finally:
             if pipelined:
                 pipeline.finish()
@@ -627,8 +639,9 @@ class _Transfer:
             took = time.monotonic() - started
             if took < 0.02:
                 self._step = min(len(view), self._step * 2)
-            elif took > 0.2:
-                self._step = max(MIN_STEP, self._step // 2)
+            elif took > 0.2:  # a slow link: smaller reads, seen (and checked) sooner
+                self._step = max(SLOW_STEP, self._step // 2)
+            stalled = progress.stall is not None and self._is_stalled(took, count, *progress.stall)
             filled += count
             self.received += count
             if self.offset + self.received > limit:
@@ -637,11 +650,29 @@ class _Transfer:
                 )
             if progress.on_bytes is not None:
                 progress.on_bytes(count)
+            if stalled:
+                break  # _copy writes what came, then gives up
             if progress.throttle is not None:
                 progress.throttle(count)
             if self.offset + self.received == limit:
                 break  # all there: do not wait for an end the server may not signal
         return filled
+
+    def _is_stalled(self, took: float, count: int, seconds: float, rate: float) -> bool:
+        """Count a read against the stall window; True (and `_stalled` set) if the body
+        averaged under `rate` over `seconds` of reading."""
+        self._stall_time += took
+        self._stall_bytes += count
+        if self._stall_time < seconds:
+            return False
+        if self._stall_bytes < rate * self._stall_time:
+            self._stalled = TransferError(
+                f"stalled: {self._stall_bytes} bytes in {self._stall_time:.0f} s, under "
+                f"stall_min_rate ({rate:.0f} B/s); the bytes on disk are kept"
+            )
+            return True
+        self._stall_time, self._stall_bytes = 0.0, 0
+        return False
 
 
 ERROR_BODY_LIMIT = 4096  # bytes of an error answer read for its reason

@@ -382,3 +382,23 @@ def test_a_partial_holding_every_byte_is_checked_and_gets_the_configured_mode(
     assert dest.read_bytes() == content
     assert oct(dest.stat().st_mode & 0o777) == "0o644"
     assert any("bytes=0-0" in d for d in range_requests(farm))  # only the URL was checked
+
+
+def test_a_download_waiting_for_disk_fails_after_disk_wait_max(start_farm, make_engine, tmp_path):
+    farm = start_farm(jobs=1, tasks=2, files=1, size=2_000_000)
+    engine = make_engine(
+        farm,
+        tmp_path,
+        jobs=farm.job_ids,
+        exit_when_done=True,
+        disk_margin=0,
+        disk_retry=0.1,
+        disk_wait_max=1.0,
+        free_space=lambda path: 1_000,
+    )
+    engine.start()
+    assert engine.stop_event.wait(30)  # --exit-when-done ends: no wait for ever
+    assert engine.shutdown() == 1
+    failed = engine.snapshot().failed
+    assert len(failed) == 2
+    assert all("for disk space (disk_wait_max)" in f.reason for f in failed)

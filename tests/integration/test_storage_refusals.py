@@ -14,6 +14,7 @@ from cdl_tui.core.fetchers import Fetcher
 from cdl_tui.core.folders import open_folder
 from cdl_tui.core.models import RemoteFile
 from cdl_tui.core.transfer import (
+    Progress,
     Target,
     TransferError,
     fetch_file,
@@ -147,3 +148,58 @@ def test_the_temp_file_name_does_not_depend_on_the_url(tmp_path):
     assert temp_path_for(dest, remote_for("http://a/x?sig=1")) == temp_path_for(
         dest, remote_for("http://b/y?sig=2")
     )
+
+
+def test_a_body_that_trickles_is_cut_as_stalled_and_keeps_its_bytes(hostile_server, tmp_path):
+    big = CONTENT * 10  # 1 MB: read in steps, as a big file is
+    md5 = base64.b64encode(hashlib.md5(big).digest()).decode()
+    remote = RemoteFile(url="", md5=md5, relative_path="deep.1001.exr", size=len(big))
+
+    def body():
+        for start in range(0, len(big), 1000):  # about 100 KB/s: alive, but too slow
+            yield big[start : start + 1000]
+            time.sleep(0.01)
+
+    storage = hostile_server(lambda r: (200, {"Content-Length": str(len(big))}, body()))
+    remote = RemoteFile(storage.url, remote.md5, remote.relative_path, remote.size)
+    dest = tmp_path / "deep.1001.exr"
+    folder = open_folder(tmp_path.resolve())
+    started = time.monotonic()
+    try:
+        with httpx.Client() as http, pytest.raises(TransferError) as info:
+            fetch_file(
+                Fetcher(http),
+                remote,
+                Target(folder, dest.name),
+                progress=Progress(stall=(1.0, 512 << 10)),
+            )
+    finally:
+        folder.close()
+    assert info.value.retryable and "stall" in str(info.value)
+    assert time.monotonic() - started < 6  # all of it would take about 10 s
+    assert partial_size(dest, remote) > 0  # resumed from, next try
+
+
+def test_a_body_that_sends_nothing_is_cut_after_the_stall_time(hostile_server, tmp_path):
+    release = threading.Event()
+
+    def silent():
+        yield CONTENT[:1000]
+        release.wait(60)
+
+    storage = hostile_server(lambda r: (200, {"Content-Length": str(len(CONTENT))}, silent()))
+    folder = open_folder(tmp_path.resolve())
+    started = time.monotonic()
+    try:
+        with httpx.Client() as http, pytest.raises(TransferError) as info:
+            fetch_file(
+                Fetcher(http),
+                remote_for(storage.url),
+                Target(folder, "x.exr"),
+                progress=Progress(stall=(1.0, 1024)),
+            )
+    finally:
+        release.set()
+        folder.close()
+    assert info.value.retryable and "timed out" in str(info.value)
+    assert time.monotonic() - started < 20  # not the 60 s read timeout

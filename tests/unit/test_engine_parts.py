@@ -202,3 +202,14 @@ def test_the_disk_guard_counts_files_in_place_only_when_room_is_tight(tmp_path):
         guard.reserve(tmp_path, 5001)
     guard.release(tight)
     assert guard.reserve(tmp_path, 6000).size == 6000
+
+
+def test_the_disk_margin_scales_down_on_a_small_filesystem(tmp_path):
+    from cdl_tui.core.diskguard import DiskGuard, WaitForDisk
+
+    small = DiskGuard(256 << 20, probe=lambda p: 50 << 20, capacity=lambda p: 100 << 20)
+    small.reserve(tmp_path, 112)  # 50 MB free on a 100 MB filesystem: room for 112 bytes
+    assert small.margin_for(tmp_path) == int((100 << 20) * 0.02)
+    big = DiskGuard(256 << 20, probe=lambda p: 50 << 20, capacity=lambda p: 1 << 40)
+    with pytest.raises(WaitForDisk, match=r"\+268435456 margin"):
+        big.reserve(tmp_path, 112)  # a big filesystem keeps the whole margin
