@@ -33,7 +33,7 @@ from .credentials import (
     TokenSource,
     VendorTokenExchange,
 )
-from .errors import ApiError, AuthError, ConfigError, TransientError
+from .errors import ApiError, AuthError, ConfigError, TlsError, TransientError
 from .faults import maybe_fail
 from .models import DownloadBatch, WireId, parse_downloads
 from .retry import Retrier, RetryPolicy
@@ -190,6 +190,7 @@ class FarmClient:
     ) -> None:
         self.base_url = normalize_base_url(base_url)
         self.limits = limits
+        self._unreachable_since: float | None = None
         self.host = urlsplit(self.base_url).netloc
         self._http = http or make_http_client(verify=verify)  # owned: close() closes it
         self._verify = verify
@@ -404,12 +405,28 @@ class FarmClient:
         deadline = time.monotonic() + self.limits.deadline
         try:
             with self._http.stream(method, url, **kwargs) as response:
+                self._unreachable_since = None
                 body = _read_bounded(response, what, self.limits, deadline, too_big)
                 return Answer(response.status_code, response.headers, body)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            if (problem := certificate_problem(exc)) is not None:
+                raise TlsError(
+                    f"{what}: cannot verify the TLS certificate of {self.host} ({problem}); "
+                    "give its CA with --ca-bundle (or --insecure, not advised)"
+                ) from None
+            if self._unreachable_since is None:
+                self._unreachable_since = time.monotonic()
+            raise TransientError(f"{what}: {_describe_transport_error(exc)}") from None
         except httpx.TimeoutException as exc:
             raise TransientError(f"{what}: timed out ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
             raise TransientError(f"{what}: {_describe_transport_error(exc)}") from None
+
+    def unreachable_for(self) -> float:
+        """Seconds since the farm last answered, when it has not since (refused or failed
+        connections); 0 while it answers."""
+        since = self._unreachable_since
+        return 0.0 if since is None else time.monotonic() - since
 
     def _exchange_vendor_key(self, client_id: str, private_key: str) -> Any:
         url = self.base_url + OAUTH_PATH
@@ -547,6 +564,16 @@ def _retry_after(response: Answer) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, (when - datetime.datetime.now(when.tzinfo)).total_seconds())
+
+
+def certificate_problem(exc: BaseException) -> str | None:
+    """The reason, if `exc` (or what caused it) is a failed TLS certificate check."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen.verify_message or str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _describe_transport_error(exc: httpx.TransportError) -> str:

@@ -324,6 +324,9 @@ class Settings:
     disk_margin: int = _setting(
         256 << 20, _as_size, "free space to leave on each filesystem (at most 2% of it)"
     )
+    unreachable_max: float = _setting(
+        300.0, _as_interval, "--exit-when-done: seconds the farm may be unreachable"
+    )
     disk_wait_max: float = _setting(
         1800.0, _as_interval, "seconds a Download may wait for disk space before it FAILS"
     )

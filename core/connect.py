@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from .api import (
@@ -29,6 +30,8 @@ NO_KEY_HELP = (
     "~/.config/cdl/config.toml, or set CONDUCTOR_API_KEY / CONDUCTOR_API_KEY_PATH"
 )
 
+log = logging.getLogger("cdl.connect")
+
 
 def api_url_from(settings: Settings) -> str:
     if not settings.api_url:
@@ -55,6 +58,11 @@ def client_from(settings: Settings, credentials: Credentials | None = None) -> F
     verify = tls_verify_setting(
         str(settings.ca_bundle) if settings.ca_bundle else None, settings.tls_verify
     )
+    if not settings.tls_verify:
+        log.warning(
+            "TLS certificates are not verified (--insecure): anyone on the way can read "
+            "and change what is downloaded and see the key"
+        )
     http = make_http_client(
         timeouts=Timeouts(connect=settings.connect_timeout, read=settings.read_timeout),
         verify=verify,
@@ -117,6 +125,7 @@ def engine_config_from(
         on_job_done=settings.on_job_done,
         disk_margin=settings.disk_margin,
         disk_wait_max=settings.disk_wait_max,
+        unreachable_max=settings.unreachable_max,
         temp_max_age=settings.temp_max_age,
         path_map=settings.path_map,
         output_roots=settings.output_roots,

@@ -110,6 +110,7 @@ class EngineConfig:
     disk_retry: float = 5.0  # seconds between checks for a Download waiting for space
     disk_release_after: float = 120.0  # then a leased Download waiting for space goes back
     disk_wait_max: float = 1800.0  # then a Download waiting for space is FAILED
+    unreachable_max: float = 300.0  # --exit-when-done: a farm unreachable this long ends it
     free_space: FreeSpace = free_space  # how free space is measured (tests swap it)
     max_bandwidth: float | None = None  # bytes/s for all workers together
     stall_timeout: float = 60.0  # a file body averaging under stall_min_rate this long

@@ -23,6 +23,11 @@ class AuthError(CdlError):
     """The farm refused our credentials (401/403 from the API). Never retried."""
 
 
+class TlsError(AuthError):
+    """A TLS certificate that cannot be verified: never retried, fatal like a refused key
+    (a man in the middle, or a CA the user must name with --ca-bundle)."""
+
+
 class ApiError(CdlError):
     """The farm answered in a way we cannot use, and retrying will not help."""
 

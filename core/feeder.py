@@ -134,6 +134,14 @@ class Feeder:
             tracker.pages = None
             tracker.failures += 1
             permanent = not isinstance(exc, TransientError)  # 404, 400, a malformed answer
+            unreachable = engine.client.unreachable_for()
+            if engine.config.exit_when_done and unreachable > engine.config.unreachable_max:
+                engine.job_failed(
+                    tracker,
+                    f"job {job_id}: the farm could not be reached for {unreachable:.0f} s "
+                    f"(unreachable_max): {exc}",
+                )
+                return True
             if permanent or (
                 engine.config.exit_when_done and tracker.failures >= MAX_LISTING_FAILURES
             ):

@@ -25,6 +25,7 @@ import hashlib
 import http.client
 import os
 import re
+import ssl
 import stat
 import time
 from collections.abc import Callable, Iterator
@@ -410,6 +411,12 @@ NETWORK_ERRORS = (OSError, http.client.HTTPException, httpx.TransportError)
 
 
 def _network_error(exc: BaseException, received: int) -> TransferError:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return TransferError(
+            f"cannot verify the file host's TLS certificate ({exc.verify_message or exc}); "
+            "give its CA with --ca-bundle (or --insecure, not advised)",
+            unsafe=True,
+        )
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
         return TransferError(f"timed out after {received} bytes ({type(exc).__name__})")
     text = " ".join(str(exc).split())[:160] or type(exc).__name__

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import ssl
 import subprocess
 import sys
 import threading
@@ -151,7 +152,9 @@ class HostileServer:
     and records every request. For the trust boundaries: storage that refuses in its own
     words, endless or stalled bodies, farms that send what our own farm never would."""
 
-    def __init__(self, answer: Callable[[SeenRequest], Answer]) -> None:
+    def __init__(
+        self, answer: Callable[[SeenRequest], Answer], tls: ssl.SSLContext | None = None
+    ) -> None:
         self.requests: list[SeenRequest] = []
         server = self
 
@@ -195,7 +198,11 @@ class HostileServer:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        scheme = "http"
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
@@ -204,13 +211,47 @@ class HostileServer:
         self.httpd.server_close()
 
 
+@pytest.fixture(scope="session")
+def self_signed(tmp_path_factory) -> tuple[Path, ssl.SSLContext]:
+    """A certificate for 127.0.0.1 that no CA signed: (its PEM, a server context)."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return cert, context
+
+
 @pytest.fixture
 def hostile_server() -> Iterator[Callable[[Callable[[SeenRequest], Answer]], HostileServer]]:
     """`hostile_server(answer)`: start a HostileServer; closed after the test."""
     servers: list[HostileServer] = []
 
-    def start(answer: Callable[[SeenRequest], Answer]) -> HostileServer:
-        servers.append(HostileServer(answer))
+    def start(
+        answer: Callable[[SeenRequest], Answer], tls: ssl.SSLContext | None = None
+    ) -> HostileServer:
+        servers.append(HostileServer(answer, tls))
         return servers[-1]
 
     yield start

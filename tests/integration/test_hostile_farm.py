@@ -9,6 +9,7 @@ import itertools
 import json
 import os
 import resource
+import socket
 import subprocess
 import sys
 import time
@@ -329,3 +330,63 @@ def test_an_answer_that_trickles_is_cut_at_the_api_deadline(hostile_server):
     with client, pytest.raises(TransientError, match=r"within api_deadline \(1 s\)"):
         list(client.iter_job_downloads("08285"))
     assert time.monotonic() - started < 10  # the trickle would last a minute
+
+
+def a_closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_farm_that_refuses_connections_ends_an_exit_when_done_run(tmp_path):
+    url = f"http://127.0.0.1:{a_closed_port()}"
+    started = time.monotonic()
+    result = cdl_tui(
+        url,
+        tmp_path,
+        "08285",
+        "--exit-when-done",
+        "--report",
+        str(tmp_path / "r.json"),
+        CDL_UNREACHABLE_MAX="1",
+    )
+    assert result.returncode == 1
+    assert "could not be reached for" in result.stderr and "unreachable_max" in result.stderr
+    assert time.monotonic() - started < 90  # one call's retries, not for ever
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["totals"]["jobs_failed"] == 1
+
+
+def test_an_api_certificate_that_cannot_be_verified_is_one_line_at_once(
+    hostile_server, self_signed, tmp_path
+):
+    cert, context = self_signed
+    farm = ListingFarm(json.dumps({"downloads": [], "next_cursor": None}).encode())
+    farm.url = hostile_server(farm, tls=context).url
+    started = time.monotonic()
+    result = cdl_tui(farm.url, tmp_path, "08285", "--exit-when-done")
+    assert result.returncode == 2
+    assert time.monotonic() - started < 20  # not retried as if it were a network blip
+    (line,) = [entry for entry in result.stderr.strip().splitlines() if "certificate" in entry]
+    assert "--ca-bundle" in line
+    trusted = cdl_tui(farm.url, tmp_path, "08285", "--exit-when-done", "--ca-bundle", str(cert))
+    assert trusted.returncode == 0, trusted.stderr
+    insecure = cdl_tui(farm.url, tmp_path, "08285", "--exit-when-done", "--insecure")
+    assert insecure.returncode == 0
+    assert "TLS certificates are not verified" in insecure.stderr
+
+
+def test_a_file_host_certificate_that_cannot_be_verified_fails_that_download(
+    hostile_server, self_signed, tmp_path
+):
+    _, context = self_signed
+    storage = hostile_server(lambda r: (200, {}, CONTENT), tls=context)
+    body = json.dumps({"downloads": [download_entry(5)], "next_cursor": None}).encode()
+    farm = ListingFarm(body.replace(b"{URL}", storage.url.encode()))
+    farm.url = hostile_server(farm).url
+    started = time.monotonic()
+    result, report = run_job(farm, tmp_path)
+    assert result.returncode == 1
+    assert time.monotonic() - started < 20
+    (task,) = report["jobs"][0]["tasks"]
+    assert "TLS certificate" in task["reason"] and "--ca-bundle" in task["reason"]
