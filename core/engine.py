@@ -1324,6 +1324,20 @@ class Engine:
         return False
 
     def _work(self) -> None:
+        """A worker's life. DownloadRun handles every error of a Download; anything that
+        still escapes is a bug: it is logged with its traceback and the run stops with a
+        clear error (exit 1), rather than the worker vanishing."""
+        try:
+            self._work_loop()
+        except Exception as exc:
+            log.exception("a worker failed")
+            self.stop(f"internal error in a worker: {exc!r}", EXIT_FAILED)
+        finally:
+            with self._lock:
+                me = threading.current_thread()
+                self._workers = [w for w in self._workers if w is not me]
+
+    def _work_loop(self) -> None:
         from .download_run import DownloadRun
 
         name = threading.current_thread().name
@@ -1339,5 +1353,3 @@ class Engine:
                 self.queue.put(item, front=True)
                 break
             DownloadRun(self, item, name).run()
-        with self._lock:
-            self._workers = [w for w in self._workers if w is not threading.current_thread()]

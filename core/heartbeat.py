@@ -35,7 +35,10 @@ class Heartbeat:
     def _run(self) -> None:
         interval = self.engine.config.heartbeat_interval
         while not self._stop.wait(interval):
-            for item, done in self.engine.leased_items():
-                if self._stop.is_set():
-                    return
-                self.engine.heartbeat(item, done)
+            try:
+                for item, done in self.engine.leased_items():
+                    if self._stop.is_set():
+                        return
+                    self.engine.heartbeat(item, done)
+            except Exception:  # one bad round must not end the heartbeats (and the leases)
+                log.exception("a heartbeat round failed")

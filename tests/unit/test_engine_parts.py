@@ -213,3 +213,50 @@ def test_the_disk_margin_scales_down_on_a_small_filesystem(tmp_path):
     big = DiskGuard(256 << 20, probe=lambda p: 50 << 20, capacity=lambda p: 1 << 40)
     with pytest.raises(WaitForDisk, match=r"\+268435456 margin"):
         big.reserve(tmp_path, 112)  # a big filesystem keeps the whole margin
+
+
+def test_a_failed_heartbeat_round_does_not_end_the_heartbeats():
+    from types import SimpleNamespace
+
+    from cdl_tui.core.heartbeat import Heartbeat
+
+    beats = []
+    rounds = iter([RuntimeError("a bug"), [("item", 5)]])
+
+    def leased_items():
+        result = next(rounds, [("item", 5)])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    engine = SimpleNamespace(
+        config=SimpleNamespace(heartbeat_interval=0.01),
+        leased_items=leased_items,
+        heartbeat=lambda item, done: beats.append((item, done)),
+    )
+    heartbeat = Heartbeat(engine)
+    heartbeat.start()
+    deadline = time.monotonic() + 5
+    while not beats and time.monotonic() < deadline:
+        time.sleep(0.01)
+    heartbeat.stop(5)
+    assert beats and beats[0] == ("item", 5)
+
+
+def test_a_worker_that_fails_outside_a_download_stops_the_run_loudly(monkeypatch, caplog):
+    from cdl_tui.core.api import FarmClient
+    from cdl_tui.core.credentials import credentials_from_text
+    from cdl_tui.core.engine import EXIT_FAILED, Engine, EngineConfig
+
+    client = FarmClient("http://127.0.0.1:9", credentials_from_text("token-12345", "t"))
+    engine = Engine(client, EngineConfig(reporting=False))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("queue bug")
+
+    monkeypatch.setattr(engine.queue, "take", broken)
+    engine._work()
+    assert engine.stopping and "internal error in a worker" in engine.stop_reason
+    assert engine.exit_code == EXIT_FAILED
+    assert "Traceback" in caplog.text or "queue bug" in caplog.text
+    client.close()
