@@ -33,7 +33,14 @@ from .credentials import (
     TokenSource,
     VendorTokenExchange,
 )
-from .errors import ApiError, AuthError, ConfigError, TlsError, TransientError
+from .errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    TlsError,
+    TransientError,
+    certificate_problem,
+)
 from .faults import maybe_fail
 from .models import DownloadBatch, WireId, parse_downloads
 from .retry import Retrier, RetryPolicy
@@ -280,7 +287,9 @@ class FarmClient:
             )
             items = _field(body, "downloads", list, path)
             next_cursor = body.get("next_cursor")
-            if next_cursor is not None and not isinstance(next_cursor, str):
+            if next_cursor is not None and (
+                not isinstance(next_cursor, str) or not next_cursor.isascii()
+            ):
                 raise ApiError(f"the farm's answer to {path} has a 'next_cursor' that is not text")
             yield parse_downloads(items, next_cursor=next_cursor or None)
             if not next_cursor:
@@ -566,16 +575,6 @@ def _retry_after(response: Answer) -> float | None:
     return max(0.0, (when - datetime.datetime.now(when.tzinfo)).total_seconds())
 
 
-def certificate_problem(exc: BaseException) -> str | None:
-    """The reason, if `exc` (or what caused it) is a failed TLS certificate check."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            return seen.verify_message or str(seen)
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
 def _describe_transport_error(exc: httpx.TransportError) -> str:
-    text = str(exc) or type(exc).__name__
+    text = scrub(str(exc)) or type(exc).__name__
     return " ".join(text.split())[:200]

@@ -63,7 +63,7 @@ def credentials_from_text(text: str, source: str) -> Credentials:
             raise ConfigError(f"the vendor API key from {source} has no usable 'client_id'")
         if not isinstance(private_key, str) or not private_key:
             raise ConfigError(f"the vendor API key from {source} has no 'private_key'")
-        _long_enough(private_key, f"the vendor API key's private_key from {source}")
+        _long_enough(private_key, f"the vendor API key's private_key from {source}", True)
         return VendorKey(client_id, Secret(private_key), source)
     if any(ch.isspace() or ord(ch) < 0x20 for ch in stripped):
         # A token goes into an HTTP header; whitespace means the file is not a token.
@@ -75,9 +75,10 @@ def credentials_from_text(text: str, source: str) -> Credentials:
     return BearerToken(Secret(stripped), source)
 
 
-def _long_enough(secret: str, what: str) -> None:
-    if not secret.isascii() or not secret.isprintable():
-        # It goes into an HTTP header (or a query string), which takes plain ASCII.
+def _long_enough(secret: str, what: str, in_query: bool = False) -> None:
+    # A token goes into an HTTP header, which takes printable ASCII; a vendor private key
+    # goes into a query string (escaped), where line breaks are fine.
+    if not secret.isascii() or not (in_query or secret.isprintable()):
         raise ConfigError(f"{what} holds characters other than plain ASCII: not a key")
     if len(secret) < MIN_SECRET_LENGTH:
         raise ConfigError(

@@ -54,6 +54,7 @@ from .journal import Journal
 from .models import Download, RejectedDownload, RemoteFile, WireId
 from .pending import PendingQueue, QueuedDownload
 from .reporter import Report, Reporter
+from .secrets import scrub
 from .snapshot import (
     ActiveView,
     EngineSnapshot,
@@ -299,6 +300,7 @@ class Engine:
 
     def stop(self, reason: str = "stopped", exit_code: int | None = None) -> None:
         """Ask everything to stop: feeding ends, workers stop at their next chunk."""
+        reason = scrub(reason)
         with self._lock:
             if self._stopping:
                 if exit_code is not None and self._exit_code is None:
@@ -580,11 +582,22 @@ class Engine:
         kept = tuple(f for f in download.files if self._regex.search(f.relative_path))
         return replace(download, files=kept, size=sum(f.size for f in kept))
 
-    def refuse_listed(self, rejected: RejectedDownload, origin: str, *, leased: bool) -> None:
-        """A Download the farm described badly: report it, never retry it."""
+    def refuse_listed(
+        self, rejected: RejectedDownload, origin: str, *, leased: bool, foreign: bool = False
+    ) -> None:
+        """A Download the farm described badly: report it, never retry it.
+
+        `foreign`: a Download of another job, found in `origin`'s listing. It is refused
+        for that listing only: it is not ours to fail on the farm, and its own job (if we
+        list it too) still downloads it."""
+        rejected = replace(rejected, reason=scrub(rejected.reason))
         download_id = rejected.download_id
         with self._lock:
-            if download_id is not None:
+            if foreign:
+                key = f"{origin}/{download_id}"
+                if key in self._given_up:
+                    return
+            elif download_id is not None:
                 if download_id in self._known:
                     return
                 self._known[download_id] = Outcome.REFUSED
@@ -601,7 +614,9 @@ class Engine:
                 outcome=Outcome.REFUSED,
                 at=time.time(),
             )
-            self._given_up[download_id or f"#{len(self._given_up)}"] = _Given(view, None)
+            if not foreign:
+                key = download_id or f"#{len(self._given_up)}"
+            self._given_up[key] = _Given(view, None)
         log.error("refused download %s: %s", download_id or "(no id)", rejected.reason)
         self.publish(
             DownloadFailed(
@@ -614,7 +629,7 @@ class Engine:
                 outcome=Outcome.REFUSED,
             )
         )
-        if rejected.wire_id is not None and self.config.reporting:
+        if rejected.wire_id is not None and self.config.reporting and not foreign:
             self._report_fail(str(rejected.wire_id), rejected.reason)
             if leased:
                 self._report_raw(str(rejected.wire_id), rejected.wire_id, "pending", 0, 0)
@@ -622,6 +637,7 @@ class Engine:
 
     def job_failed(self, tracker: JobTracker, reason: str) -> None:
         """A job that cannot be listed at all (not on the farm): it counts as failed."""
+        reason = scrub(reason)
         log.error("%s", reason)
         with self._lock:
             if tracker.error is None:
@@ -923,6 +939,7 @@ class Engine:
 
     def file_failed(self, active: ActiveDownload, afile: ActiveFile, reason: str) -> None:
         """A file failed every try of this attempt (history records it if we give up)."""
+        reason = scrub(reason)
         with self._lock:
             afile.state = FileState.FAILED
             afile.detail = reason
@@ -1013,6 +1030,9 @@ class Engine:
         afile: ActiveFile | None = None,
     ) -> None:
         """One attempt failed: back to the queue with backoff, or given up after the last."""
+        # Every reason that reaches a screen, a report, the journal or the farm passes
+        # here or through the other doors above: a farm may have echoed a secret into it.
+        reason = scrub(reason)
         item = active.item
         give_up = self.gives_up(item, retryable=retryable)
         item.attempts += 1
@@ -1066,6 +1086,7 @@ class Engine:
 
     def _give_back(self, item: QueuedDownload, outcome: Outcome, reason: str) -> None:
         """FAILED, CANCELLED or REFUSED: tell the farm, keep it for the retry command."""
+        reason = scrub(reason)
         d = item.download
         if outcome is not Outcome.CANCELLED and self.config.reporting:
             self._report_fail(d.download_id, reason)

@@ -6,6 +6,8 @@ No message ever contains an API key or token: credentials are only ever held in
 
 from __future__ import annotations
 
+import ssl
+
 
 class CdlError(Exception):
     """Base class for every error cdl-tui reports to a user."""
@@ -48,3 +50,13 @@ class TransientError(ApiError):
 
 class InvalidDownload(CdlError):
     """One Download from the farm failed validation; the others are unaffected."""
+
+
+def certificate_problem(exc: BaseException) -> str | None:
+    """The reason, if `exc` (or what caused it) is a failed TLS certificate check."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen.verify_message or str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None

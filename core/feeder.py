@@ -163,7 +163,7 @@ class Feeder:
                     download.job_id,
                     download.task_id,
                 )
-                engine.refuse_listed(foreign, job_id, leased=False)
+                engine.refuse_listed(foreign, job_id, leased=False, foreign=True)
                 continue
             engine.enqueue(download, job_id, leased=False)
         engine.publish(JobListed(job_id=job_id, listed=len(tracker.outcomes), complete=False))

@@ -54,7 +54,26 @@ class _StdlibBody:
         return self._response.getheader(name)
 
     def readinto(self, view: memoryview) -> int:
-        return self._response.readinto(view)
+        """Read what has arrived, up to len(view), waiting for one receive at most.
+
+        HTTPResponse.readinto waits until `view` is full: a host that drips a byte now
+        and then would hold it for ever, unseen by the stall check and by a stop. For a
+        body of known length (not chunked) this reads with readinto1 and keeps the
+        response's own count, as HTTPResponse.readinto does."""
+        response = self._response
+        length = response.length
+        if response.chunked or length is None or response.fp is None:
+            return response.readinto(view)
+        if len(view) > length:
+            view = view[:length]
+        count = response.fp.readinto1(view)
+        if not count and view:
+            response.close()  # the server closed early: the caller sees a short body
+        else:
+            response.length = length - count
+            if not response.length:
+                response.close()
+        return count
 
     def limit_wait(self, seconds: float) -> None:
         if self._conn.sock is not None:

@@ -28,7 +28,12 @@ log = logging.getLogger("cdl.hooks")
 
 
 # Where credentials live in the environment; a hook gets none of them.
-CREDENTIAL_VARIABLES = ("CDL_API_KEY", "CDL_API_KEY_FILE", "CONDUCTOR_API_KEY")
+CREDENTIAL_VARIABLES = (
+    "CDL_API_KEY",
+    "CDL_API_KEY_FILE",
+    "CONDUCTOR_API_KEY",
+    "CONDUCTOR_API_KEY_PATH",
+)
 
 
 def hook_environment(environ: Mapping[str, str]) -> dict[str, str]:

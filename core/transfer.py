@@ -25,7 +25,6 @@ import hashlib
 import http.client
 import os
 import re
-import ssl
 import stat
 import time
 from collections.abc import Callable, Iterator
@@ -34,7 +33,7 @@ from pathlib import Path
 
 import httpx
 
-from .errors import CdlError
+from .errors import CdlError, certificate_problem
 from .faults import maybe_fail
 from .fetchers import PIPELINE_MIN, BodySource, Fetcher, HashPipeline
 from .folders import O_SAFE, Folder, apply_mode, open_folder
@@ -411,15 +410,15 @@ NETWORK_ERRORS = (OSError, http.client.HTTPException, httpx.TransportError)
 
 
 def _network_error(exc: BaseException, received: int) -> TransferError:
-    if isinstance(exc, ssl.SSLCertVerificationError):
+    if (problem := certificate_problem(exc)) is not None:  # direct, or through a proxy
         return TransferError(
-            f"cannot verify the file host's TLS certificate ({exc.verify_message or exc}); "
+            f"cannot verify the file host's TLS certificate ({problem}); "
             "give its CA with --ca-bundle (or --insecure, not advised)",
             unsafe=True,
         )
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
         return TransferError(f"timed out after {received} bytes ({type(exc).__name__})")
-    text = " ".join(str(exc).split())[:160] or type(exc).__name__
+    text = " ".join(scrub(str(exc)).split())[:160] or type(exc).__name__
     return TransferError(f"connection failed after {received} bytes: {text}")
 
 
@@ -657,6 +656,9 @@ class _Transfer:
                 )
             if progress.on_bytes is not None:
                 progress.on_bytes(count)
+            if self.offset + self.received == limit:
+                self._stalled = None  # it came in full after all: nothing to cut
+                break
             if stalled:
                 break  # _copy writes what came, then gives up
             if progress.throttle is not None:

@@ -14,6 +14,7 @@ import sys
 import time
 import zlib
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import pytest
@@ -131,7 +132,7 @@ def test_a_job_done_hook_gets_no_credential(hostile_server, tmp_path):
     hook_env = seen.read_text()
     assert "CDL_JOB_ID=08285" in hook_env
     assert TOKEN not in hook_env
-    assert "CDL_API_KEY" not in hook_env
+    assert "CDL_API_KEY" not in hook_env and "CONDUCTOR_API_KEY_PATH" not in hook_env
 
 
 def test_a_key_too_short_to_scrub_is_refused_at_start(hostile_server, tmp_path):
@@ -230,7 +231,7 @@ def test_a_download_of_another_job_in_a_listing_is_refused(hostile_server, tmp_p
     assert not (tmp_path / "out" / "99999").exists()
     (refused,) = report["refused"]
     assert refused["download_id"] == "12" and "Download of job 99999" in refused["reason"]
-    assert farm.fails == ["/downloads/12/fail"]
+    assert farm.fails == []  # not ours to fail on the farm: it belongs to job 99999
 
 
 def test_a_lone_surrogate_is_refused_and_the_journal_goes_on(hostile_server, tmp_path):
@@ -415,3 +416,28 @@ def test_a_file_host_certificate_that_cannot_be_verified_fails_that_download(
     assert time.monotonic() - started < 20
     (task,) = report["jobs"][0]["tasks"]
     assert "TLS certificate" in task["reason"] and "--ca-bundle" in task["reason"]
+
+
+def test_an_unexpected_error_while_listing_fails_the_job_and_keeps_secrets(
+    hostile_server, make_engine, tmp_path, caplog
+):
+    """Whatever a listing chokes on in a way nobody foresaw fails its job loudly (exit 1,
+    the traceback in the log) and never ends it as complete; a secret in it is scrubbed."""
+    farm = ListingFarm(b"{}")
+    farm.url = hostile_server(farm).url
+    engine = make_engine(
+        SimpleNamespace(url=farm.url, token=TOKEN), tmp_path, jobs=["08285"], exit_when_done=True
+    )
+
+    def choke(*args, **kwargs):
+        raise RuntimeError(f"the parser met {TOKEN}")
+        yield  # a generator, as the real listing is
+
+    engine.client.iter_job_downloads = choke
+    engine.start()
+    assert engine.stop_event.wait(30)
+    assert engine.shutdown() == 1
+    (job,) = engine.snapshot().jobs
+    assert not job.complete and "unexpected error while listing" in job.error
+    assert TOKEN not in job.error
+    assert "Traceback" in caplog.text

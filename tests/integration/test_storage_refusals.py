@@ -203,3 +203,32 @@ def test_a_body_that_sends_nothing_is_cut_after_the_stall_time(hostile_server, t
         folder.close()
     assert info.value.retryable and "timed out" in str(info.value)
     assert time.monotonic() - started < 20  # not the 60 s read timeout
+
+
+def test_a_host_that_drips_a_byte_now_and_then_is_cut_as_stalled(hostile_server, tmp_path):
+    """Each read waits for one receive at most: a byte every 0.5 s is seen as the stall it
+    is, not waited on until a whole buffer has come (hours)."""
+    release = threading.Event()
+
+    def drip():
+        for index in range(len(CONTENT)):
+            yield CONTENT[index : index + 1]
+            if release.wait(0.5):
+                return
+
+    storage = hostile_server(lambda r: (200, {"Content-Length": str(len(CONTENT))}, drip()))
+    folder = open_folder(tmp_path.resolve())
+    started = time.monotonic()
+    try:
+        with httpx.Client() as http, pytest.raises(TransferError) as info:
+            fetch_file(
+                Fetcher(http),
+                remote_for(storage.url),
+                Target(folder, "x.exr"),
+                progress=Progress(stall=(1.0, 1024)),
+            )
+    finally:
+        release.set()
+        folder.close()
+    assert "stalled" in str(info.value)
+    assert time.monotonic() - started < 15

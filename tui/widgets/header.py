@@ -61,7 +61,7 @@ def header_lines(snap: EngineSnapshot, width: int = 100) -> list[Text]:
     if snap.location:
         first.append_text(Text.assemble(sep, ("loc ", "dim"), snap.location))
     t = snap.totals
-    failed = t.downloads_failed + t.downloads_refused
+    failed = t.downloads_failed + t.downloads_refused + t.jobs_failed
     second = Text.assemble(
         (" DL ", "bold green"),
         f"{t.files_downloaded} files {size(t.bytes_downloaded)}",
