@@ -69,7 +69,7 @@ class Folder:
     def create(self, name: str, mode: int = 0o666, flags: int = os.O_WRONLY) -> int:
         """A new, empty file at `name` (whatever held the name is removed first)."""
         self.remove(name)
-        return self.open(name, flags | os.O_CREAT | os.O_EXCL, mode)
+        return self.open(name, flags | os.O_CREAT | os.O_EXCL, mode)  # + O_NOFOLLOW (open)
 
     def owned_regular(
         self, name: str, flags: int = os.O_RDONLY, owners: set[int] | None = None

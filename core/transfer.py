@@ -291,7 +291,7 @@ def destination_lock(target: Target, remote: RemoteFile) -> Iterator[int]:
     folder, name = target.folder, target.ours(remote, LOCK_SUFFIX)
     for _ in range(3):
         try:
-            fd = folder.open(name, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = folder.open(name, os.O_RDWR | os.O_CREAT, 0o666)  # Folder.open: O_NOFOLLOW
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.EMLINK, errno.EISDIR, errno.ENXIO):
                 raise _not_ours(target, name) from None
