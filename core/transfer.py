@@ -656,15 +656,13 @@ class _Transfer:
                 )
             if progress.on_bytes is not None:
                 progress.on_bytes(count)
+            if progress.throttle is not None:
+                progress.throttle(count)  # every read is charged, the last one too
             if self.offset + self.received == limit:
                 self._stalled = None  # it came in full after all: nothing to cut
-                break
+                break  # all there: do not wait for an end the server may not signal
             if stalled:
                 break  # _copy writes what came, then gives up
-            if progress.throttle is not None:
-                progress.throttle(count)
-            if self.offset + self.received == limit:
-                break  # all there: do not wait for an end the server may not signal
         return filled
 
     def _is_stalled(self, took: float, count: int, seconds: float, rate: float) -> bool:

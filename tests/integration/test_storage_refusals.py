@@ -232,3 +232,26 @@ def test_a_host_that_drips_a_byte_now_and_then_is_cut_as_stalled(hostile_server,
         folder.close()
     assert "stalled" in str(info.value)
     assert time.monotonic() - started < 15
+
+
+def test_the_bandwidth_limit_holds_for_files_that_fit_in_one_read(hostile_server, tmp_path):
+    """Every read is charged to the limit, the one that completes a file too: 40 files of
+    20 KB at 200 KB/s take at least 4 s (a lower bound: a slow machine only adds)."""
+    from cdl_tui.core.throttle import TokenBucket
+
+    small = CONTENT[:20_000]
+    md5 = base64.b64encode(hashlib.md5(small).digest()).decode()
+    storage = hostile_server(lambda r: (200, {}, small))
+    bucket = TokenBucket(200_000)
+    folder = open_folder(tmp_path.resolve())
+    started = time.monotonic()
+    try:
+        with httpx.Client() as http:
+            fetcher = Fetcher(http)
+            for index in range(40):
+                remote = RemoteFile(f"{storage.url}/f{index}", md5, f"f{index}.exr", len(small))
+                progress = Progress(throttle=bucket.consume, largest_read=bucket.largest_read)
+                fetch_file(fetcher, remote, Target(folder, f"f{index}.exr"), progress=progress)
+    finally:
+        folder.close()
+    assert time.monotonic() - started >= 0.8 * 40 * 20_000 / 200_000
