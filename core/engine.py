@@ -207,6 +207,7 @@ class _Given:
 
     view: FailedView
     item: QueuedDownload | None
+    failed_files: int = 0  # counted in files_failed; taken back if it is retried
 
 
 class Engine:
@@ -425,6 +426,8 @@ class Engine:
                 Outcome.CANCELLED: "downloads_cancelled",
             }[given.view.outcome]
             setattr(self._counters, counter, getattr(self._counters, counter) - 1)
+            # A retried Download is not a failure any more, nor are the files it failed on.
+            self._counters.files_failed -= given.failed_files
             old = given.item
             item = QueuedDownload(old.download, old.origin, settled=dict(old.settled), refresh=True)
         self._queue_item(item)
@@ -1065,7 +1068,7 @@ class Engine:
                             active, afile, Outcome.FAILED, time.monotonic() - active.started
                         )
                     )
-            self._give_back(item, outcome, reason)
+            self._give_back(item, outcome, reason, failed_files=1 if afile is not None else 0)
             return
         if item.origin != "daemon":
             # Job mode: we are not working on it until the backoff ends; let it go.
@@ -1084,7 +1087,9 @@ class Engine:
         else:
             self.report(active.item, "pending", 0, closing=True, quick=self._stopping)
 
-    def _give_back(self, item: QueuedDownload, outcome: Outcome, reason: str) -> None:
+    def _give_back(
+        self, item: QueuedDownload, outcome: Outcome, reason: str, failed_files: int = 0
+    ) -> None:
         """FAILED, CANCELLED or REFUSED: tell the farm, keep it for the retry command."""
         reason = scrub(reason)
         d = item.download
@@ -1116,6 +1121,7 @@ class Engine:
                     at=time.time(),
                 ),
                 item,
+                failed_files,
             )
             self._record(
                 HistoryEntry(

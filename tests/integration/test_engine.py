@@ -359,6 +359,8 @@ def test_retry_describes_a_failed_download_afresh_and_runs_it_again(
     assert engine.retry_failed() == 1
     wait_for(lambda: engine.snapshot().totals.downloads_done == 3, what="the retried download")
     assert engine.snapshot().failed == ()
+    totals = engine.snapshot().totals
+    assert (totals.files_failed, totals.downloads_failed) == (0, 0)  # made good: no failure
     assert engine.retry(victim) is False  # nothing left to retry
     engine.stop()
     assert engine.shutdown() == 0  # the failure was made good
