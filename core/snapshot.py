@@ -152,11 +152,15 @@ class EngineSnapshot:
     bandwidth_limit: float | None = None  # bytes/s for all workers, if limited
 
 
+MIN_AGE = 0.5  # seconds: younger, a rate is too noisy to be worth showing as such
+
+
 class RateMeter:
     """Bytes per second, from per-second buckets (thread-safe, O(1) per update)."""
 
     def __init__(self, seconds: int = 60, clock=time.monotonic) -> None:
         self._clock = clock
+        self._born = clock()  # a young meter divides by its age, not the whole window
         self._buckets: deque[list[float]] = deque(maxlen=seconds)  # [second, bytes]
         self._lock = threading.Lock()
 
@@ -169,12 +173,14 @@ class RateMeter:
                 self._buckets.append([second, count])
 
     def rate(self, window: int = 5) -> float:
-        """Mean bytes/s over the last `window` whole seconds plus the current one."""
+        """Mean bytes/s over the last `window` whole seconds plus the current one, or over
+        the meter's age while it is younger than that (a download 1 s old that moved
+        1 MiB runs at 1 MiB/s, not 200 KiB/s)."""
         now = self._clock()
         current = int(now)
         with self._lock:
             total = sum(b for s, b in self._buckets if s > current - window)
-        span = window - 1 + (now - current)
+        span = min(window - 1 + (now - current), max(MIN_AGE, now - self._born))
         return total / span if span > 0 else 0.0
 
     def history(self, seconds: int = 60) -> tuple[float, ...]:

@@ -113,6 +113,18 @@ def test_rate_meter():
     assert meter.rate() == 0.0
 
 
+def test_a_young_meter_divides_by_its_age_not_the_window():
+    clock = FakeClock()
+    clock.now = 100.2
+    meter = RateMeter(clock=clock)
+    clock.now = 101.2  # one second old, one second of bytes
+    meter.add(1_000_000)
+    assert meter.rate(window=5) == pytest.approx(1_000_000, rel=0.01)  # not 200,000
+    clock.now = 110.2  # grown up: the window again
+    meter.add(500_000)
+    assert meter.rate(window=5) == pytest.approx(500_000 / 4.2, rel=0.01)
+
+
 def test_events_are_delivered_in_order_and_serialize():
     bus = EventBus()
     got = []
