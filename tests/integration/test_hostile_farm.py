@@ -82,16 +82,10 @@ class EchoingFarm:
 def test_a_token_the_farm_echoes_back_never_reaches_any_output(hostile_server, tmp_path):
     farm = EchoingFarm(serve_file=False)
     farm.url = hostile_server(farm).url
-    report, events, logs = tmp_path / "report.json", tmp_path / "events.jsonl", tmp_path / "log"
-    result = cdl_tui(
-        farm.url,
+    events, logs = tmp_path / "events.jsonl", tmp_path / "log"
+    result, _ = run_job(
+        farm,
         tmp_path,
-        "08285",
-        "--exit-when-done",
-        "--output",
-        str(tmp_path / "out"),
-        "--report",
-        str(report),
         "--events-jsonl",
         str(events),
         "--log-dir",
@@ -99,6 +93,7 @@ def test_a_token_the_farm_echoes_back_never_reaches_any_output(hostile_server, t
         "--max-attempts",
         "1",
     )
+    report = tmp_path / "report.json"
     assert result.returncode == 1, result.stderr
     outputs = {
         "stdout": result.stdout,

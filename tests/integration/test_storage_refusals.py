@@ -45,11 +45,13 @@ def remote_for(url: str) -> RemoteFile:
     return RemoteFile(url=url, md5=md5, relative_path="beauty.1001.exr", size=len(CONTENT))
 
 
-def fetch(url: str, dest):
+def fetch(source: str | RemoteFile, dest, progress: Progress | None = None):
+    """fetch_file of `source` (a URL for CONTENT, or a RemoteFile) into `dest`."""
+    remote = remote_for(source) if isinstance(source, str) else source
     folder = open_folder(dest.parent.resolve())
     try:
         with httpx.Client() as http:
-            return fetch_file(Fetcher(http), remote_for(url), Target(folder, dest.name))
+            return fetch_file(Fetcher(http), remote, Target(folder, dest.name), progress=progress)
     finally:
         folder.close()
 
@@ -163,18 +165,9 @@ def test_a_body_that_trickles_is_cut_as_stalled_and_keeps_its_bytes(hostile_serv
     storage = hostile_server(lambda r: (200, {"Content-Length": str(len(big))}, body()))
     remote = RemoteFile(storage.url, remote.md5, remote.relative_path, remote.size)
     dest = tmp_path / "deep.1001.exr"
-    folder = open_folder(tmp_path.resolve())
     started = time.monotonic()
-    try:
-        with httpx.Client() as http, pytest.raises(TransferError) as info:
-            fetch_file(
-                Fetcher(http),
-                remote,
-                Target(folder, dest.name),
-                progress=Progress(stall=(1.0, 512 << 10)),
-            )
-    finally:
-        folder.close()
+    with pytest.raises(TransferError) as info:
+        fetch(remote, dest, Progress(stall=(1.0, 512 << 10)))
     assert info.value.retryable and "stall" in str(info.value)
     assert time.monotonic() - started < 6  # all of it would take about 10 s
     assert partial_size(dest, remote) > 0  # resumed from, next try
@@ -188,19 +181,12 @@ def test_a_body_that_sends_nothing_is_cut_after_the_stall_time(hostile_server, t
         release.wait(60)
 
     storage = hostile_server(lambda r: (200, {"Content-Length": str(len(CONTENT))}, silent()))
-    folder = open_folder(tmp_path.resolve())
     started = time.monotonic()
     try:
-        with httpx.Client() as http, pytest.raises(TransferError) as info:
-            fetch_file(
-                Fetcher(http),
-                remote_for(storage.url),
-                Target(folder, "x.exr"),
-                progress=Progress(stall=(1.0, 1024)),
-            )
+        with pytest.raises(TransferError) as info:
+            fetch(storage.url, tmp_path / "x.exr", Progress(stall=(1.0, 1024)))
     finally:
         release.set()
-        folder.close()
     assert info.value.retryable and "timed out" in str(info.value)
     assert time.monotonic() - started < 20  # not the 60 s read timeout
 
@@ -217,19 +203,12 @@ def test_a_host_that_drips_a_byte_now_and_then_is_cut_as_stalled(hostile_server,
                 return
 
     storage = hostile_server(lambda r: (200, {"Content-Length": str(len(CONTENT))}, drip()))
-    folder = open_folder(tmp_path.resolve())
     started = time.monotonic()
     try:
-        with httpx.Client() as http, pytest.raises(TransferError) as info:
-            fetch_file(
-                Fetcher(http),
-                remote_for(storage.url),
-                Target(folder, "x.exr"),
-                progress=Progress(stall=(1.0, 1024)),
-            )
+        with pytest.raises(TransferError) as info:
+            fetch(storage.url, tmp_path / "x.exr", Progress(stall=(1.0, 1024)))
     finally:
         release.set()
-        folder.close()
     assert "stalled" in str(info.value)
     assert time.monotonic() - started < 15
 
@@ -243,15 +222,9 @@ def test_the_bandwidth_limit_holds_for_files_that_fit_in_one_read(hostile_server
     md5 = base64.b64encode(hashlib.md5(small).digest()).decode()
     storage = hostile_server(lambda r: (200, {}, small))
     bucket = TokenBucket(200_000)
-    folder = open_folder(tmp_path.resolve())
     started = time.monotonic()
-    try:
-        with httpx.Client() as http:
-            fetcher = Fetcher(http)
-            for index in range(40):
-                remote = RemoteFile(f"{storage.url}/f{index}", md5, f"f{index}.exr", len(small))
-                progress = Progress(throttle=bucket.consume, largest_read=bucket.largest_read)
-                fetch_file(fetcher, remote, Target(folder, f"f{index}.exr"), progress=progress)
-    finally:
-        folder.close()
+    for index in range(40):
+        remote = RemoteFile(f"{storage.url}/f{index}", md5, f"f{index}.exr", len(small))
+        progress = Progress(throttle=bucket.consume, largest_read=bucket.largest_read)
+        fetch(remote, tmp_path / f"f{index}.exr", progress)
     assert time.monotonic() - started >= 0.8 * 40 * 20_000 / 200_000
