@@ -51,6 +51,7 @@ log = logging.getLogger("cdl.api")
 
 STATUSES = ("downloading", "downloaded", "pending")
 DEFAULT_PAGE_SIZE = 100
+FARM_PROBLEM = "farm"  # the key of the standing problem "the farm does not answer"
 MAX_NEXT_COUNT = 20  # the most Downloads one /downloads/next call may ask for
 QUICK_TIMEOUT = httpx.Timeout(5.0)  # quick reports do not wait for a stalled farm
 # For reports that must not hold a thread long (heartbeats, releases at shutdown).
@@ -216,6 +217,23 @@ class FarmClient:
         else:
             self._tokens = VendorTokenExchange(credentials, self._exchange_vendor_key)
         self._credential_text = self._tokens.describe()  # type: ignore[attr-defined]
+        for each in (retrier, self._quick_retrier, self._report_retrier):
+            each.problem = FARM_PROBLEM
+        self._in_trouble = False
+        self._on_recovery: Callable[[], None] | None = None
+
+    def on_recovery(self, callback: Callable[[], None]) -> None:
+        """Call `callback` when the farm answers again after it did not (or said 5xx/429):
+        the end of the standing problem FARM_PROBLEM that the retries logged."""
+        self._on_recovery = callback
+
+    def _note_answer(self, status: int) -> None:
+        if status >= 500 or status == 429:
+            self._in_trouble = True
+        elif self._in_trouble:
+            self._in_trouble = False
+            if self._on_recovery is not None:
+                self._on_recovery()
 
     def stop_waiting_on(self, event: threading.Event) -> None:
         """Make retry pauses end (and give up) as soon as `event` is set, e.g. on stop.
@@ -399,6 +417,7 @@ class FarmClient:
                     renewed = True
                     log.info("%s: 401, renewing the access token once", what)
                     continue
+                self._note_answer(response.status_code)
                 return _interpret(response, what, self._credential_text, want_json)
 
         if report:
@@ -425,10 +444,13 @@ class FarmClient:
                 ) from None
             if self._unreachable_since is None:
                 self._unreachable_since = time.monotonic()
+            self._in_trouble = True
             raise TransientError(f"{what}: {_describe_transport_error(exc)}") from None
         except httpx.TimeoutException as exc:
+            self._in_trouble = True
             raise TransientError(f"{what}: timed out ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
+            self._in_trouble = True
             raise TransientError(f"{what}: {_describe_transport_error(exc)}") from None
 
     def unreachable_for(self) -> float:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from stat import S_ISREG
 
-from .api import FarmClient
+from .api import FARM_PROBLEM, FarmClient
 from .destination import DEFAULT_FALLBACK, DestinationPolicy
 from .diskguard import DiskGuard, FreeSpace, free_space
 from .errors import AuthError, CdlError
@@ -53,6 +53,7 @@ from .jobspec import JobSpec
 from .journal import Journal
 from .models import Download, RejectedDownload, RemoteFile, WireId
 from .pending import PendingQueue, QueuedDownload
+from .problems import ProblemHandler, ProblemLog
 from .reporter import Report, Reporter
 from .secrets import scrub
 from .snapshot import (
@@ -147,6 +148,11 @@ class ActiveFile:
         )
 
 
+def download_problem(download_id: str) -> str:
+    """The key of a Download's standing problem (a failed attempt, a wait, giving up)."""
+    return f"download {download_id}"
+
+
 @dataclass(eq=False)
 class ActiveDownload:
     item: QueuedDownload
@@ -164,7 +170,8 @@ class ActiveDownload:
     def download(self) -> Download:
         return self.item.download
 
-    def view(self) -> ActiveView:
+    def view(self, paused_all: bool = False) -> ActiveView:
+        """`paused_all`: everything is paused, so this one is too (at its next chunk)."""
         d = self.download
         return ActiveView(
             download_id=d.download_id,
@@ -176,7 +183,7 @@ class ActiveDownload:
             files=tuple(f.view() for f in self.files),
             started_at=self.started_at,
             attempt=self.item.attempts + 1,
-            paused=self.paused,
+            paused=self.paused or paused_all,
             rate=self.meter.rate(),
         )
 
@@ -252,12 +259,14 @@ class Engine:
         self._drained = False
         self._started_at = time.time()
         self._started = time.monotonic()
-        self._feeder_status = "starting"
+        self._feeder_status = "listing: starting"
         self._target_threads = max(1, config.threads)
         self._workers: list[threading.Thread] = []
         self._retiring = 0
         self._worker_serial = 0
         self._shutdown_done = False
+        self.problems = ProblemLog()
+        self._problem_handler = ProblemHandler(self.problems)
         from .feeder import Feeder
         from .heartbeat import Heartbeat
 
@@ -267,6 +276,8 @@ class Engine:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
+        logging.getLogger("cdl").addHandler(self._problem_handler)
+        self.client.on_recovery(lambda: self.clear_problem(FARM_PROBLEM))
         self.client.stop_waiting_on(self.stop_event)
         self.client.stop_reports_on(self.reporter.gave_up)
         self._started_at = time.time()
@@ -353,6 +364,7 @@ class Engine:
             self.report(item, "pending", 0, closing=True, quick=True)
         self.reporter.close(left())
         code = self.exit_code
+        logging.getLogger("cdl").removeHandler(self._problem_handler)
         self.publish(EngineStopped(exit_code=code, reason=self._stop_reason))
         self.bus.close()
         if self.hook is not None:
@@ -366,9 +378,7 @@ class Engine:
         with self._lock:
             if self._exit_code is not None:
                 return self._exit_code
-            failed = self._counters.downloads_failed + self._counters.downloads_refused
-            failed += sum(1 for t in self._trackers if t.error)
-            return EXIT_FAILED if failed else EXIT_OK
+            return EXIT_FAILED if self._counters.frozen().failed else EXIT_OK
 
     @property
     def stop_reason(self) -> str:
@@ -430,6 +440,7 @@ class Engine:
             self._counters.files_failed -= given.failed_files
             old = given.item
             item = QueuedDownload(old.download, old.origin, settled=dict(old.settled), refresh=True)
+        self.clear_problem(download_problem(download_id))
         self._queue_item(item)
         return True
 
@@ -515,7 +526,7 @@ class Engine:
                 stopping=self._stopping,
                 threads=self._target_threads,
                 busy=len(self._active),
-                active=tuple(a.view() for a in self._active.values()),
+                active=tuple(a.view(self._paused) for a in self._active.values()),
                 pending=self.queue.views(),
                 failed=tuple(g.view for g in self._given_up.values()),
                 recent_files=self._history.recent_files(RECENT),
@@ -529,6 +540,7 @@ class Engine:
                 jobs=tuple(t.view() for t in self._trackers),
                 feeder=self._feeder_status,
                 bandwidth_limit=self.throttle.rate,
+                problems=self.problems.view(),
             )
 
     def history(self) -> tuple[tuple[HistoryEntry, ...], tuple[HistoryEntry, ...]]:
@@ -555,6 +567,12 @@ class Engine:
 
     def set_feeder_status(self, text: str) -> None:
         self._feeder_status = text
+
+    # -- problems --------------------------------------------------------------------------
+
+    def clear_problem(self, key: str) -> None:
+        """A standing problem is over (see core.problems)."""
+        self.problems.clear(key)
 
     def daemon_slots(self) -> int:
         """How many more Downloads the daemon may lease (pending at most 2 x threads)."""
@@ -620,7 +638,12 @@ class Engine:
             if not foreign:
                 key = download_id or f"#{len(self._given_up)}"
             self._given_up[key] = _Given(view, None)
-        log.error("refused download %s: %s", download_id or "(no id)", rejected.reason)
+        log.error(
+            "refused download %s: %s",
+            download_id or "(no id)",
+            rejected.reason,
+            extra={"problem": download_problem(download_id) if download_id else None},
+        )
         self.publish(
             DownloadFailed(
                 download_id=download_id,
@@ -641,7 +664,7 @@ class Engine:
     def job_failed(self, tracker: JobTracker, reason: str) -> None:
         """A job that cannot be listed at all (not on the farm): it counts as failed."""
         reason = scrub(reason)
-        log.error("%s", reason)
+        log.error("%s", reason, extra={"problem": f"job {tracker.job_id}"})
         with self._lock:
             if tracker.error is None:
                 self._counters.jobs_failed += 1
@@ -837,6 +860,7 @@ class Engine:
         """The Download got what it waited for (disk space, its files): it is running."""
         if item.waiting is not None:
             log.info("%s no longer %s", item.download.label, item.waiting)
+            self.clear_problem(download_problem(item.download_id))
             item.waiting = None
             item.changed()
 
@@ -855,7 +879,13 @@ class Engine:
         now = time.monotonic()
         if item.waiting != state:
             item.waiting, item.waiting_since = state, now
-            log.warning("%s %s: %s", item.download.label, state, reason)
+            log.warning(
+                "%s %s: %s",
+                item.download.label,
+                state,
+                reason,
+                extra={"problem": download_problem(item.download_id)},
+            )
             self.publish(
                 DownloadWaiting(
                     download_id=item.download_id,
@@ -956,6 +986,7 @@ class Engine:
 
     def _record(self, entry: HistoryEntry) -> None:
         """Add to this run's history (and to the journal's). Call with the lock held."""
+        entry = replace(entry, run_started=self._started_at)
         self._history.add(entry)
         if self.journal is not None:
             self.journal.record_history(entry)
@@ -1007,6 +1038,7 @@ class Engine:
                 )
             )
             self._set_outcome(d.download_id, outcome)
+        self.clear_problem(download_problem(d.download_id))
         self.publish(
             DownloadDone(
                 download_id=d.download_id,
@@ -1044,7 +1076,12 @@ class Engine:
         outcome = Outcome.REFUSED if not retryable else Outcome.FAILED
         d = item.download
         log.warning(
-            "%s attempt %d/%d failed: %s", d.label, item.attempts, self.config.max_attempts, reason
+            "%s attempt %d/%d failed: %s",
+            d.label,
+            item.attempts,
+            self.config.max_attempts,
+            reason,
+            extra={"problem": download_problem(d.download_id)},
         )
         with self._lock:
             self._active.pop(d.download_id, None)
@@ -1139,11 +1176,18 @@ class Engine:
             )
             self._set_outcome(d.download_id, outcome)
         if outcome is Outcome.CANCELLED:
+            self.clear_problem(download_problem(d.download_id))
             self.publish(
                 DownloadCancelled(download_id=d.download_id, job_id=d.job_id, task_id=d.task_id)
             )
         else:
-            log.error("%s %s: %s", d.label, outcome.value, reason)
+            log.error(
+                "%s %s: %s",
+                d.label,
+                outcome.value,
+                reason,
+                extra={"problem": download_problem(d.download_id)},
+            )
         self._after_outcome(d.download_id)
 
     def _set_outcome(self, download_id: str, outcome: Outcome | None) -> None:

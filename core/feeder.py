@@ -16,7 +16,7 @@ import time
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from .api import MAX_NEXT_COUNT
+from .api import FARM_PROBLEM, MAX_NEXT_COUNT
 from .errors import ApiError, AuthError, TransientError
 from .events import FeederIdle, JobListed
 from .jobs import JobTracker
@@ -65,14 +65,28 @@ class Feeder:
                 continue
             nap = self._nap_length()
             if result is _Result.IDLE:
-                wake_at = time.strftime("%H:%M:%S", time.localtime(time.time() + nap))
-                engine.set_feeder_status(f"idle; next poll at {wake_at}")
+                engine.set_feeder_status(self._idle_words(time.time() + nap))
                 engine.publish(FeederIdle(seconds=nap))
             else:
-                engine.set_feeder_status("queue full; waiting for a free worker")
+                engine.set_feeder_status("listing waits: the queue is full until a worker is free")
             self._wake.wait(nap)
             self._wake.clear()
-        engine.set_feeder_status("stopped")
+        engine.set_feeder_status("listing stopped")
+
+    def _idle_words(self, wake_at: float) -> str:
+        """What the listing does while it naps, in words that cannot be read as the whole
+        run being idle (workers may be busy all the while)."""
+        config = self.engine.config
+        at = time.strftime("%H:%M:%S", time.localtime(wake_at))
+        trackers = self.engine.trackers()
+        listed = all(t.listing_complete or t.error for t in trackers)
+        if config.daemon:
+            return f"listing: the farm offers nothing new; asks again at {at}"
+        if listed and config.exit_when_done:
+            return f"listing done ({len(trackers)} job{'s' if len(trackers) != 1 else ''})"
+        if listed:
+            return f"listing done; lists again at {at} for new tasks"
+        return f"listing: next page at {at}"
 
     def _nap_length(self) -> float:
         config = self.engine.config
@@ -148,7 +162,14 @@ class Feeder:
                 engine.job_failed(tracker, f"job {job_id}: {exc}")
                 return True
             tracker.next_listing_at = time.monotonic() + engine.config.poll_interval
-            log.warning("listing job %s failed; trying again later: %s", job_id, exc)
+            retry_at = time.time() + engine.config.poll_interval
+            log.warning(
+                "listing job %s failed; next try at %s: %s",
+                job_id,
+                time.strftime("%H:%M:%S", time.localtime(retry_at)),
+                exc,
+                extra={"problem": FARM_PROBLEM, "retry_at": retry_at},
+            )
             return False
         tracker.failures = 0
         for rejected in batch.rejected:
@@ -174,7 +195,7 @@ class Feeder:
         slots = engine.daemon_slots()
         if slots <= 0:
             return _Result.FULL
-        engine.set_feeder_status("asking the farm for downloads")
+        engine.set_feeder_status("listing: asking the farm for downloads")
         try:
             batch = engine.client.next_downloads(
                 location=engine.config.location, count=min(slots, MAX_NEXT_COUNT)
@@ -182,7 +203,13 @@ class Feeder:
         except AuthError:
             raise
         except ApiError as exc:
-            log.warning("asking for the next downloads failed: %s", exc)
+            retry_at = time.time() + self._nap_length()
+            log.warning(
+                "asking for the next downloads failed; next try at %s: %s",
+                time.strftime("%H:%M:%S", time.localtime(retry_at)),
+                exc,
+                extra={"problem": FARM_PROBLEM, "retry_at": retry_at},
+            )
             return _Result.IDLE
         for rejected in batch.rejected:
             engine.refuse_listed(rejected, "daemon", leased=True)

@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS history (
     size        INTEGER NOT NULL,
     seconds     REAL NOT NULL,
     finished_at REAL NOT NULL,
-    reason      TEXT NOT NULL
+    reason      TEXT NOT NULL,
+    run_started REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS history_by_job ON history (job_id, kind, finished_at);
 """
@@ -96,6 +97,7 @@ class Journal:
         try:
             conn = self._connect()
             conn.executescript(SCHEMA)
+            _add_run_started(conn)
             if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                 raise sqlite3.DatabaseError("quick_check failed")
             conn.close()
@@ -169,6 +171,7 @@ class Journal:
                     entry.seconds,
                     entry.finished_at,
                     entry.reason,
+                    entry.run_started,
                 ),
             )
         )
@@ -177,7 +180,7 @@ class Journal:
         """The last `limit` entries (oldest first), finished before `before` if given."""
         sql = (
             "SELECT kind, outcome, download_id, job_id, task_id, path, size, seconds, "
-            "finished_at, reason FROM history"
+            "finished_at, reason, run_started FROM history"
         )
         params: list[object] = []
         if before is not None:
@@ -197,7 +200,7 @@ class Journal:
         try:
             rows = self._conn.execute(
                 "SELECT kind, outcome, download_id, job_id, task_id, path, size, seconds, "
-                "finished_at, reason FROM history WHERE job_id = ? AND kind = 'task' "
+                "finished_at, reason, run_started FROM history WHERE job_id = ? AND kind = 'task' "
                 "AND finished_at < ? ORDER BY id",
                 (job_id, before),
             ).fetchall()
@@ -273,13 +276,25 @@ class Journal:
                 else:
                     conn.execute(
                         "INSERT INTO history(kind, outcome, download_id, job_id, task_id, "
-                        "path, size, seconds, finished_at, reason) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "path, size, seconds, finished_at, reason, run_started) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         values,
                     )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
+            raise
+
+
+def _add_run_started(conn: sqlite3.Connection) -> None:
+    """Journals written before runs were told apart get the column (0: run not known)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(history)")}
+    if "run_started" in columns:
+        return
+    try:
+        conn.execute("ALTER TABLE history ADD COLUMN run_started REAL NOT NULL DEFAULT 0")
+    except sqlite3.OperationalError as exc:  # another process added it first
+        if "duplicate column" not in str(exc):
             raise
 
 
@@ -295,4 +310,5 @@ def _entry(row: tuple) -> HistoryEntry:
         seconds=row[7],
         finished_at=row[8],
         reason=row[9],
+        run_started=row[10],
     )

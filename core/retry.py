@@ -50,6 +50,7 @@ class Retrier:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     rng: random.Random = field(default_factory=random.Random)
+    problem: str | None = None  # logs its waits as this standing problem (core.problems)
 
     def call(self, func: Callable[[], T]) -> T:
         """Call `func`; retry it on TransientError (whose message says what failed)."""
@@ -77,6 +78,7 @@ class Retrier:
                     attempt,
                     self.policy.max_attempts - 1,
                     pause,
+                    extra={"problem": self.problem, "retry_at": time.time() + pause},
                 )
                 self.sleep(pause)
                 attempt += 1

@@ -89,7 +89,10 @@ def build_report(engine: Engine) -> dict[str, Any]:
         "farm": snap.farm,
         "mode": snap.mode,
         "uptime_seconds": round(snap.uptime, 3),
-        "totals": {k: getattr(snap.totals, k) for k in snap.totals.__dataclass_fields__},
+        "totals": {
+            **{k: getattr(snap.totals, k) for k in snap.totals.__dataclass_fields__},
+            "failed": snap.totals.failed,  # what the exit code and the screen count
+        },
         "refused": [
             {
                 "download_id": f.download_id,

@@ -11,7 +11,9 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from functools import cached_property
 
+from .problems import Problem
 from .states import FileState, Outcome
 
 
@@ -92,6 +94,7 @@ class HistoryEntry:
     seconds: float
     finished_at: float
     reason: str = ""
+    run_started: float = 0.0  # when the run that wrote it started (0: not known)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +127,13 @@ class Totals:
     files_hashed: int = 0  # existing files hashed (not trusted from the journal)
     bytes_hashed: int = 0
 
+    @property
+    def failed(self) -> int:
+        """What failed in this run, as the header, the summary, the report and the exit code
+        count it: Downloads given up or refused, and jobs that could not be listed. A
+        Download retried to success is not among them."""
+        return self.downloads_failed + self.downloads_refused + self.jobs_failed
+
 
 @dataclass(frozen=True)
 class EngineSnapshot:
@@ -150,6 +160,21 @@ class EngineSnapshot:
     jobs: tuple[JobView, ...]
     feeder: str  # what the feeder is doing, in words
     bandwidth_limit: float | None = None  # bytes/s for all workers, if limited
+    problems: tuple[Problem, ...] = ()  # recent warnings and errors, newest first
+
+    @cached_property
+    def remaining_bytes(self) -> int:
+        """Bytes still to move for what is known now: the active Downloads' rest and every
+        pending one (a daemon's queue grows as the farm offers more)."""
+        left = sum(max(0, a.size - a.done) for a in self.active)
+        return left + sum(p.size for p in self.pending)
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds until `remaining_bytes` are moved at the current rate; None if unknown."""
+        if self.paused or self.rate <= 0:
+            return None
+        return self.remaining_bytes / self.rate
 
 
 MIN_AGE = 0.5  # seconds: younger, a rate is too noisy to be worth showing as such
