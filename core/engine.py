@@ -4,6 +4,7 @@
     engine.bus.subscribe(print)          # typed lifecycle events, from one thread
     engine.start()
     engine.snapshot()                    # cheap immutable view, poll it from a UI
+    engine.details(download_id)          # everything about one Download, for a detail view
     engine.pause(); engine.resume()      # commands are thread-safe
     engine.stop_event.wait()             # set by a drain, a fatal error or stop()
     exit_code = engine.shutdown()        # releases leases, joins threads
@@ -28,6 +29,15 @@ from stat import S_ISREG
 
 from .api import FARM_PROBLEM, FarmClient
 from .destination import DEFAULT_FALLBACK, DestinationPolicy
+from .details import (
+    DEFAULT_KEEP_FINISHED,
+    FILE_QUEUED,
+    DetailBook,
+    DownloadDetail,
+    DownloadRecord,
+    FileDetail,
+    refused_detail,
+)
 from .diskguard import DiskGuard, FreeSpace, free_space
 from .errors import AuthError, CdlError
 from .events import (
@@ -68,7 +78,7 @@ from .snapshot import (
 from .states import FileState, Outcome, file_outcome
 from .sweep import sweep_stale_temps
 from .throttle import TokenBucket
-from .transfer import DestinationBusy, Permissions, StopRequested
+from .transfer import DestinationBusy, Permissions, StopRequested, temp_path_for
 
 log = logging.getLogger("cdl.engine")
 
@@ -147,6 +157,26 @@ class ActiveFile:
             detail=self.detail,
         )
 
+    def file_detail(self, *, running: bool) -> FileDetail:
+        """The file for details(): as it is now (`running`), or as its attempt left it (an
+        unfinished file is queued again; a finished one shows its outcome)."""
+        if running:
+            state = self.state.value
+        elif self.state.finished:
+            state = file_outcome(self.state).value
+        else:
+            state = FILE_QUEUED
+        in_place = self.state.finished and self.state is not FileState.FAILED
+        return FileDetail(
+            relative_path=self.remote.relative_path,
+            final_path=str(self.dest),
+            temp_path="" if in_place else str(temp_path_for(self.dest, self.remote)),
+            size=self.remote.size,
+            md5=self.remote.md5,
+            state=state,
+            reason=self.detail if self.state is FileState.FAILED else "",
+        )
+
 
 def download_problem(download_id: str) -> str:
     """The key of a Download's standing problem (a failed attempt, a wait, giving up)."""
@@ -157,6 +187,7 @@ def download_problem(download_id: str) -> str:
 class ActiveDownload:
     item: QueuedDownload
     worker: str
+    record: DownloadRecord  # what details() shows of it, attempts and all
     started_at: float = field(default_factory=time.time)
     started: float = field(default_factory=time.monotonic)
     files: list[ActiveFile] = field(default_factory=list)
@@ -187,6 +218,9 @@ class ActiveDownload:
             rate=self.meter.rate(),
         )
 
+    def file_details(self, *, running: bool) -> tuple[FileDetail, ...]:
+        return tuple(f.file_detail(running=running) for f in self.files)
+
 
 @dataclass
 class _Counters:
@@ -215,6 +249,7 @@ class _Given:
     view: FailedView
     item: QueuedDownload | None
     failed_files: int = 0  # counted in files_failed; taken back if it is retried
+    refused: DownloadDetail | None = None  # without an item: all details() knows of it
 
 
 class Engine:
@@ -248,6 +283,8 @@ class Engine:
         self._known: dict[str, Outcome | None] = {}  # every download_id this run has seen
         self._trackers: list[JobTracker] = [JobTracker(spec) for spec in config.jobs]
         self._history = History(config.history_size)
+        keep = DEFAULT_KEEP_FINISHED if config.history_size is None else config.history_size
+        self._book = DetailBook(keep)  # what details() shows, of the last `keep` finished
         self._counters = _Counters()
         self._meter = RateMeter()
         self._verified: dict[str, tuple[int, int, int, str]] = {}  # path -> stat key + md5
@@ -554,6 +591,45 @@ class Engine:
         with self._lock:
             return self._history.since(serial), self._history.serial
 
+    def details(self, download_id: str) -> DownloadDetail | None:
+        """Everything this run knows about one Download, for a detail view: its attempts,
+        its files (final and temp paths), its IDs, the hosts of its URLs; None if this run
+        does not know it (or finished it longer ago than the last `history_size`). Cheap:
+        no disk, no network.
+
+        `where` says which list it is in: "active" (outcome DOWNLOADING), "pending"
+        (PENDING, WAITING FOR DISK or BUSY), "failed" (FAILED, CANCELLED or REFUSED),
+        "done" (DL, CACHED or SKIPPED) or "history" (RELEASED: a daemon's Download that
+        waited too long and was given back to the farm).
+        """
+        with self._lock:
+            active = self._active.get(download_id)
+            if active is not None:
+                live = active.file_details(running=True)
+                reason = active.item.last_error or ""
+                return active.record.detail("active", "DOWNLOADING", reason, live)
+            given = self._given_up.get(download_id)
+            if given is not None and given.item is None:
+                return given.refused
+            record = self._book.record(download_id)
+            if record is not None and given is not None:
+                return record.detail("failed", given.view.outcome.value, given.view.reason)
+            if record is not None:
+                item = record.item
+                return record.detail("pending", item.waiting or "PENDING", item.last_error or "")
+            finished = self._book.finished(download_id)
+            if finished is not None:
+                return finished
+            # Refused in another job's listing: kept under that job's key.
+            return next(
+                (
+                    g.refused
+                    for g in self._given_up.values()
+                    if g.refused is not None and g.view.download_id == download_id
+                ),
+                None,
+            )
+
     # -- events ----------------------------------------------------------------------------
 
     def publish(self, event: Event) -> None:
@@ -637,7 +713,7 @@ class Engine:
             )
             if not foreign:
                 key = download_id or f"#{len(self._given_up)}"
-            self._given_up[key] = _Given(view, None)
+            self._given_up[key] = _Given(view, None, refused=refused_detail(rejected, origin))
         log.error(
             "refused download %s: %s",
             download_id or "(no id)",
@@ -727,6 +803,8 @@ class Engine:
                 origin=item.origin,
             )
         )
+        with self._lock:
+            self._book.open(item)
         self.queue.put(item)
 
     # -- used by workers -------------------------------------------------------------------
@@ -735,8 +813,10 @@ class Engine:
         return not self._paused and not self._stopping
 
     def begin(self, item: QueuedDownload, worker: str) -> ActiveDownload:
-        active = ActiveDownload(item=item, worker=worker)
+        """A worker starts an attempt of the Download."""
         with self._lock:
+            active = ActiveDownload(item=item, worker=worker, record=self._book.open(item))
+            active.record.start_attempt(worker, active.started_at)
             self._active[item.download_id] = active
         return active
 
@@ -876,6 +956,8 @@ class Engine:
         item = active.item
         with self._lock:
             self._active.pop(item.download_id, None)
+            files = active.file_details(running=False)
+            active.record.end_attempt(state.lower(), time.time(), files)
         now = time.monotonic()
         if item.waiting != state:
             item.waiting, item.waiting_since = state, now
@@ -911,6 +993,8 @@ class Engine:
             if item.origin == "daemon":
                 with self._lock:
                     self._known.pop(item.download_id, None)
+                    released = active.record.detail("history", "RELEASED", reason)
+                    self._book.close(item.download_id, released)
                 log.warning(
                     "%s released to the farm after waiting %.0fs",
                     item.download.label,
@@ -1023,6 +1107,8 @@ class Engine:
         fetched = sum(f.remote.size for f in active.files if f.state is FileState.COMPLETE)
         with self._lock:
             self._active.pop(d.download_id, None)
+            active.record.end_attempt("done", time.time(), active.file_details(running=False))
+            self._book.close(d.download_id, active.record.detail("done", outcome.value, ""))
             self._counters.downloads_done += 1
             self._record(
                 HistoryEntry(
@@ -1085,6 +1171,8 @@ class Engine:
         )
         with self._lock:
             self._active.pop(d.download_id, None)
+            files = active.file_details(running=False)
+            active.record.end_attempt("failed", time.time(), files, reason)
         self.publish(
             DownloadFailed(
                 download_id=d.download_id,
@@ -1119,6 +1207,8 @@ class Engine:
         """A worker stopped mid-Download (cancel or shutdown): temp files are gone already."""
         with self._lock:
             self._active.pop(active.download.download_id, None)
+            outcome = "cancelled" if active.cancelled else "given back"
+            active.record.end_attempt(outcome, time.time(), active.file_details(running=False))
         if active.cancelled:
             self._give_back(active.item, Outcome.CANCELLED, "cancelled")
         else:
