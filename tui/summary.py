@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 import humanize
 
+from cdl_tui.core.problems import Problem, current_problems
 from cdl_tui.core.snapshot import ActiveView, EngineSnapshot, HistoryEntry, Totals
 from cdl_tui.core.states import FileState
 
@@ -23,6 +24,16 @@ def size(count: float) -> str:
 
 def rate(bytes_per_second: float) -> str:
     return f"{size(bytes_per_second)}/s"
+
+
+def problem_words(problem: Problem) -> str:
+    """A problem in one line: the time, the text, how often, when the next try is."""
+    words = f"{time.strftime('%H:%M:%S', time.localtime(problem.last_at))} {problem.text}"
+    if problem.count > 1:
+        words += f" (x{problem.count})"
+    if problem.retry_at is not None:
+        words += f"; next try at {time.strftime('%H:%M:%S', time.localtime(problem.retry_at))}"
+    return words
 
 
 def duration(seconds: float) -> str:
@@ -104,6 +115,12 @@ def format_summary(snap: EngineSnapshot) -> str:
     lines += [_history_line(e) for e in snap.recent_files]
     lines.append(f"Last {len(snap.recent_tasks)} tasks:")
     lines += [_history_line(e) for e in snap.recent_tasks]
+    current = current_problems(snap.problems, snap.taken_at)
+    if current:
+        lines.append(f"##### PROBLEMS ({len(current)} current, newest first) #####")
+        lines += [f"    {p.severity.value.upper()} {problem_words(p)}" for p in current[:5]]
+        if len(current) > 5:
+            lines.append(f"    ... and {len(current) - 5} more (the log file has them all)")
     lines.append(status_line(snap))
     return "\n".join(lines)
 
@@ -118,21 +135,38 @@ def status_line(snap: EngineSnapshot) -> str:
     ]
     if jobs:
         parts.append(f"jobs {jobs}")
-    parts.append(f"feeder: {snap.feeder}")
+    parts.append(snap.feeder)
     if snap.paused:
         parts.append("PAUSED")
     return "##### " + " | ".join(parts) + " #####"
 
 
+def _count(number: int, what: str) -> str:
+    return f"{number} {what}{'' if number == 1 else 's'}"
+
+
+def failed_words(totals: Totals) -> str:
+    """`failed: 2 (1 task, 1 job; 3 files)`: the one count of failures that the header,
+    the Pending tab, the report and the exit code use too."""
+    words = f"failed: {totals.failed}"
+    parts = []
+    tasks = totals.downloads_failed + totals.downloads_refused
+    if tasks:
+        parts.append(_count(tasks, "task"))
+    if totals.jobs_failed:
+        parts.append(_count(totals.jobs_failed, "job"))
+    if parts:
+        files = f"; {_count(totals.files_failed, 'file')}" if totals.files_failed else ""
+        words += f" ({', '.join(parts)}{files})"
+    return words
+
+
 def total_line(totals: Totals, uptime: float) -> str:
     mean = totals.bytes_downloaded / uptime if uptime > 0 else 0.0
-    jobs = totals.jobs_failed
-    failed_jobs = f"{jobs} job{'s' if jobs != 1 else ''} failed, " if jobs else ""
     return (
         f"cdl-tui: {totals.downloads_done} tasks done: {totals.files_downloaded} files "
         f"downloaded ({size(totals.bytes_downloaded)}), {totals.files_cached} cached "
-        f"({size(totals.bytes_cached)}), {failed_jobs}{totals.files_failed} files and "
-        f"{totals.downloads_failed + totals.downloads_refused} tasks failed, "
+        f"({size(totals.bytes_cached)}); {failed_words(totals)}; "
         f"{totals.downloads_cancelled} cancelled; mean {rate(mean)} over {duration(uptime)}"
     )
 

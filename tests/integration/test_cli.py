@@ -62,7 +62,7 @@ def test_demo_downloads_and_verifies_every_file_then_caches(tmp_path):
         assert files_on_disk(out / job) == farm_files(store, job)
     files = sum(len(farm_files(store, job)) for job in job_ids)
     assert f"{files} files downloaded" in first.stdout
-    assert "0 files and 0 tasks failed" in first.stdout
+    assert "; failed: 0;" in first.stdout
     second = run(
         "--demo", "--exit-when-done", "--output", str(out), cwd=tmp_path, env_extra=full_speed
     )

@@ -190,4 +190,4 @@ def test_a_failed_run_exits_1_and_says_why(start_farm, tmp_path):
     )
     assert code == 1
     assert "FAILED" in stdout and "md5 mismatch" in stdout
-    assert "1 tasks failed" in stdout.splitlines()[-1]
+    assert "failed: 1 (1 task" in stdout.splitlines()[-1]

@@ -187,7 +187,7 @@ def test_a_listing_nested_too_deep_fails_the_job_loudly(hostile_server, tmp_path
     (job,) = report["jobs"]
     assert job["complete"] is False and "nested too deeply" in job["error"]
     assert report["totals"]["jobs_failed"] == 1
-    assert "1 job failed" in result.stderr + result.stdout
+    assert "failed: 1 (1 job)" in result.stderr + result.stdout
 
 
 def test_a_job_the_farm_does_not_know_counts_as_failed(hostile_server, tmp_path):
@@ -198,8 +198,7 @@ def test_a_job_the_farm_does_not_know_counts_as_failed(hostile_server, tmp_path)
     assert report["totals"]["jobs_failed"] == 1
     assert report["jobs"][0]["complete"] is False
     output = result.stderr + result.stdout
-    assert "1 job failed" in output and "JOBS FAILED (1)" in output
-    assert "0 files and 0 tasks failed" in output  # and the tasks line does not hide it
+    assert "failed: 1 (1 job)" in output and "JOBS FAILED (1)" in output
 
 
 def download_entry(download_id, job_id="08285", path="a.exr") -> dict:

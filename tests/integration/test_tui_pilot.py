@@ -1,45 +1,18 @@
 """Every key of the full-screen app, driven by Textual's pilot against the real engine
 and a real (bandwidth-capped) farm."""
 
-import asyncio
-import time
-
 from textual.widgets import TabbedContent
 
-from cdl_tui.tui.app import CdlApp
 from cdl_tui.tui.screens.modals import AddJobScreen, ConfirmScreen, HelpScreen
 from cdl_tui.tui.widgets.header import HeaderBar
 from cdl_tui.tui.widgets.lists import ActiveList, HistoryList, PendingList
 
 from .conftest import farm_files, files_on_disk, temp_files
+from .tui_driver import drive, until
 
 
 def throttled(start_farm, **shape):
     return start_farm("--faults", "bandwidth=256KiB", **{"size": 700_000, **shape})
-
-
-def drive(engine, scenario, *, size=(100, 30), exit_when_done=False, timeout=60):
-    """Run the app on `engine` and the coroutine `scenario(app, pilot)`; return the app."""
-
-    async def main():
-        app = CdlApp(engine, refresh_hz=10, exit_when_done=exit_when_done, watch_terminal=False)
-        engine.start()
-        async with app.run_test(size=size) as pilot:
-            # The main screen has been composed and has shown the engine at least once.
-            await until(pilot, lambda: app.main.snap is not None, what="the first refresh")
-            await asyncio.wait_for(scenario(app, pilot), timeout)
-        return app
-
-    return asyncio.run(main())
-
-
-async def until(pilot, condition, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def moving(engine):

@@ -11,7 +11,9 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 
+from cdl_tui.core.details import AttemptRecord, DownloadDetail, FileDetail
 from cdl_tui.core.jobspec import JobSpec
+from cdl_tui.core.problems import Problem, Severity
 from cdl_tui.core.snapshot import (
     ActiveView,
     EngineSnapshot,
@@ -139,6 +141,29 @@ def failed_views() -> tuple[FailedView, ...]:
     )
 
 
+def earlier_runs() -> list[HistoryEntry]:
+    """Two earlier runs from the journal, oldest first: yesterday's and last week's."""
+    entries = []
+    for run, (start, job) in enumerate(((T0 - 7 * 86400, "08270"), (T0 - 86400, "08279"))):
+        for n in range(6):
+            entries.append(
+                HistoryEntry(
+                    kind="task",
+                    outcome=Outcome.DL if n != 4 or run else Outcome.FAILED,
+                    download_id=f"4100{run}{n:04d}",
+                    job_id=job,
+                    task_id=f"{n:03d}",
+                    path=f"/mnt/renders/{job}",
+                    size=(40 + n) * MIB,
+                    seconds=6.0 + n,
+                    finished_at=start + 60 + n * 30,
+                    reason="the farm did not answer for 600 s" if n == 4 and not run else "",
+                    run_started=start,
+                )
+            )
+    return entries
+
+
 def history_entries(count: int = 240) -> list[HistoryEntry]:
     entries = []
     outcomes = [Outcome.DL, Outcome.DL, Outcome.CACHED, Outcome.DL, Outcome.DL, Outcome.DL]
@@ -214,7 +239,125 @@ def busy_snapshot(history: list[HistoryEntry]) -> EngineSnapshot:
             JobView("08284", 20, 19, 2, True),
             JobView("08285", 44, 4, 0, True),
         ),
-        feeder="idle; next poll at 17:33:35",
+        feeder="listing done; lists again at 11:07:10 for new tasks",
+        problems=problems(),
+    )
+
+
+def problems() -> tuple[Problem, ...]:
+    """Newest first, as the engine keeps them."""
+    return (
+        Problem(
+            Severity.WARNING,
+            "Job 08285 Task 015 attempt 2/5 failed: the file server answered HTTP 503",
+            T0 - 20,
+            T0 - 20,
+            key="download 7100000000000003",
+            retry_at=T0 + 42,
+        ),
+        Problem(
+            Severity.ERROR,
+            "refused download 6227709558529902: file 2: refused: the path "
+            "'../../etc/cron.d/x' climbs out of its folder",
+            T0 - 290,
+            T0 - 290,
+            key="download 6227709558529902",
+        ),
+        Problem(
+            Severity.ERROR,
+            "Job 08284 Task 017 FAILED: MJ_0070_light_v003/data/MJ_0070_light_v003.deep.1017.exr:"
+            " md5 mismatch (the farm says 3f2a9c0e…, the bytes hash to 9b1c44d2…)",
+            T0 - 300,
+            T0 - 300,
+            key="download 6227709558529901",
+        ),
+        Problem(
+            Severity.WARNING,
+            "listing job 08286: cannot connect to farm.studio.example:443 (connection refused);"
+            " retry 3/5 in 2.1s",
+            T0 - 1300,
+            T0 - 1240,
+            count=3,
+            key="farm",
+            cleared_at=T0 - 1238,
+        ),
+    )
+
+
+FARM_DOWN = Problem(
+    Severity.WARNING,
+    "the farm does not answer: listing job 08286: cannot connect to farm.studio.example:443 "
+    "(connection refused); retry 2/5 in 1.3s",
+    T0 - 65,
+    T0 - 1,
+    count=4,
+    key="farm",
+    retry_at=T0 + 4,
+)
+
+
+def failed_detail() -> DownloadDetail:
+    """What Enter shows on the failed 08284:017: every attempt, paths, IDs, the host."""
+    root = "/mnt/renders/08284/MJ_0070_light_v003"
+    errors = [
+        "the file server answered HTTP 503 (Service Unavailable)",
+        "MJ_0070_light_v003/data/MJ_0070_light_v003.deep.1017.exr: md5 mismatch "
+        "(the farm says 3f2a9c0e5d1b7a4c8e6f0a2b9d3c5e71, the bytes hash to "
+        "9b1c44d2e8f07a3b5c6d1e2f4a9b0c87); the temp file was removed",
+    ]
+    attempts = tuple(
+        AttemptRecord(
+            number=n + 1,
+            worker=f"worker-{(n % 3) + 2}",
+            started_at=T0 - 900 + n * 150,
+            ended_at=T0 - 900 + n * 150 + 41,
+            outcome="failed",
+            error=errors[0] if n < 2 else errors[1],
+        )
+        for n in range(5)
+    )
+    files = (
+        FileDetail(
+            "MJ_0070_light_v003/beauty/MJ_0070_light_v003.beauty.1017.exr",
+            f"{root}/beauty/MJ_0070_light_v003.beauty.1017.exr",
+            "",
+            24 * MIB,
+            "0c1f9e0d2b7a4c8e6f0a2b9d3c5e7122",
+            "DL",
+            "",
+        ),
+        FileDetail(
+            "MJ_0070_light_v003/data/MJ_0070_light_v003.deep.1017.exr",
+            f"{root}/data/MJ_0070_light_v003.deep.1017.exr",
+            f"{root}/data/.MJ_0070_light_v003.deep.1017.exr.cdl-3f2a9c0e5d1b.part",
+            61 * MIB,
+            "3f2a9c0e5d1b7a4c8e6f0a2b9d3c5e71",
+            "FAILED",
+            errors[1],
+        ),
+        FileDetail(
+            "MJ_0070_light_v003/crypto/MJ_0070_light_v003.cryptomatte.1017.exr",
+            f"{root}/crypto/MJ_0070_light_v003.cryptomatte.1017.exr",
+            f"{root}/crypto/.MJ_0070_light_v003.cryptomatte.1017.exr.cdl-77aa01c2d3e4.part",
+            8 * MIB,
+            "77aa01c2d3e4f5061728394a5b6c7d8e",
+            "queued",
+            "",
+        ),
+    )
+    return DownloadDetail(
+        download_id="6227709558529901",
+        wire_id="6227709558529901",
+        job_id="08284",
+        task_id="017",
+        where="failed",
+        outcome="FAILED",
+        reason=errors[1],
+        attempts=attempts,
+        files=files,
+        url_hosts=("storage.googleapis.com",),
+        size=93 * MIB,
+        origin="08284",
     )
 
 
@@ -238,6 +381,9 @@ class ScenarioEngine:
 
     def history_since(self, serial: int) -> tuple[list[HistoryEntry], int]:
         return self.history[serial:], len(self.history)
+
+    def details(self, download_id: str) -> DownloadDetail | None:
+        return failed_detail() if download_id == "6227709558529901" else None
 
     def pause(self) -> None:
         self.calls.append(("pause",))
@@ -277,7 +423,7 @@ class ScenarioEngine:
         self.calls.append(("set_bandwidth", bytes_per_second))
 
     def previous_history(self, limit: int) -> list[HistoryEntry]:
-        return []
+        return earlier_runs()[-limit:]
 
     def stop(self, reason: str = "stopped", exit_code: int | None = None) -> None:
         self.calls.append(("stop", reason, exit_code))
@@ -328,6 +474,24 @@ SCENARIOS = [
     Scenario("help", press=("question_mark",), note="Every key (?)"),
     Scenario("help-80x24", size=(80, 24), press=("question_mark",)),
     Scenario("quit-confirm", press=("q",), note="q asks first while downloads are active"),
+    Scenario(
+        "farm-down",
+        changes={"problems": (FARM_DOWN, *problems())},
+        note="The status line: the farm does not answer, and when the next try is",
+    ),
+    Scenario(
+        "detail",
+        press=("2", "enter"),
+        note="Enter: the full reason, every attempt, the paths, the farm's IDs",
+    ),
+    Scenario("detail-80x24", size=(80, 24), press=("2", "enter")),
+    Scenario("log", press=("l",), note="l: the recent warnings and errors"),
+    Scenario(
+        "history-earlier",
+        press=("3", "e", "end"),
+        note="History: e adds earlier runs, each under its own dated line",
+    ),
+    Scenario("active-60x15", size=(60, 15), note="60 columns keep ? and q"),
 ]
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.console import RenderableType
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, Static
@@ -19,7 +20,7 @@ from cdl_tui.tui.summary import size
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """Ask a yes/no question; y/Enter says yes, n/Escape says no."""
+    """Ask a yes/no question; y/Enter says yes, n/Escape says no (the hint says so)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y,enter", "answer(True)", "Yes", id="confirm-yes"),
@@ -35,14 +36,20 @@ class ConfirmScreen(ModalScreen[bool]):
     ConfirmScreen .hint { color: $text-muted; margin-top: 1; }
     """
 
-    def __init__(self, question: str) -> None:
+    def __init__(self, question: str, yes: str = "yes", no: str = "no") -> None:
         super().__init__()
         self.question = question
+        self.yes = yes
+        self.no = no
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(self.question)
-            yield Label("[b]y[/b] yes    [b]n[/b] no", classes="hint")
+            yield Label(
+                f"[b]y[/b] or [b]Enter[/b]: {self.yes} (the default)    "
+                f"[b]n[/b] or [b]Escape[/b]: {self.no}",
+                classes="hint",
+            )
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)
@@ -204,35 +211,64 @@ KEYS = [
     ("b", "set the bandwidth limit (e.g. 40MB/s; 0 for none)"),
     ("1 2 3, tab", "Active, Pending, History tab"),
     ("/", "filter the history (Enter applies, Escape clears)"),
+    ("e", "History: show or hide earlier runs (from the journal)"),
+    ("Enter", "details of the selected row: full reason, attempts, paths, IDs"),
+    ("l", "the log: recent warnings and errors"),
+    ("ctrl+p", "every action by name (the command palette)"),
     ("arrows pgup pgdn", "move the selection (home, end too)"),
     ("?", "this help"),
     ("q", "quit: downloads stop cleanly and go back to the farm (asks while active)"),
 ]
 
 
-class HelpScreen(ModalScreen[None]):
+class TextScreen(ModalScreen[None]):
+    """A scrollable text over the main screen (arrows, pgup/pgdn, home/end scroll it);
+    Escape closes it. Small terminals see every line by scrolling."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,enter", "close", "Close", id="text-close"),
+    ]
+    DEFAULT_CSS = """
+    TextScreen { align: center middle; }
+    TextScreen > Vertical {
+        width: 90; max-width: 100%; height: auto; max-height: 100%;
+        border: thick $accent; background: $surface; padding: 0 1;
+    }
+    TextScreen VerticalScroll { height: auto; max-height: 100%; }
+    TextScreen > Vertical { border-title-style: bold; border-subtitle-color: $text-muted; }
+    """
+
+    def __init__(self, title: str, body: RenderableType, hint: str = "Escape closes") -> None:
+        super().__init__()
+        self.title_text = title
+        self.body = body
+        self.hint = hint
+
+    def compose(self) -> ComposeResult:
+        # Title and hint sit in the border, so the text gets every other line and the
+        # hint is never scrolled or pushed away on a small terminal.
+        frame = Vertical()
+        frame.border_title = self.title_text
+        frame.border_subtitle = self.hint
+        with frame, VerticalScroll(id="text-body"):
+            yield Static(self.body, id="text-content")
+
+    def on_mount(self) -> None:
+        self.query_one("#text-body", VerticalScroll).focus()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class HelpScreen(TextScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,question_mark", "close", "Close", id="help-close"),
     ]
-    DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    HelpScreen > Vertical {
-        width: 76; max-width: 100%; height: auto; max-height: 100%;
-        border: thick $accent; background: $surface; padding: 0 1;
-    }
-    HelpScreen .hint { color: $text-muted; }
-    """
 
-    def compose(self) -> ComposeResult:
+    def __init__(self) -> None:
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold", no_wrap=True)
         table.add_column(ratio=1)
         for key, what in KEYS:
             table.add_row(key, what)
-        with Vertical():
-            yield Label("[b]cdl-tui keys[/b]")
-            yield Static(table)
-            yield Label("Escape closes this help", classes="hint")
-
-    def action_close(self) -> None:
-        self.dismiss(None)
+        super().__init__("cdl-tui keys", table, "arrows scroll · Escape closes this help")

@@ -75,12 +75,16 @@ def active_header(width: int) -> Text:
     )
 
 
-def file_row(view: FileView, width: int) -> Text:
+def file_row(view: FileView, width: int, *, paused: bool = False) -> Text:
+    """`paused`: its Download is paused, so a moving file says PAUSED, not DOWNLOADING."""
     state = view.state
     shown = state.value
+    style = STATE_STYLE[state]
     if state in (FileState.HASHING, FileState.DOWNLOADING):
+        if paused:
+            shown, style = "PAUSED", "bold yellow"
         shown += f" {view.percent:.0f}%"
-    text = Text(f"{shown:<26}", style=STATE_STYLE[state])
+    text = Text(f"{shown:<26}", style=style)
     text.append(f"{size(view.size):>10}  ")
     detail = f"  ({view.detail})" if view.detail else ""
     text.append(left_cut(view.path, max(8, width - text.cell_len - len(detail))))
@@ -93,10 +97,10 @@ def files_header() -> Text:
     return Text(f"{'STATE':<26}{'SIZE':>10}  PATH", style="bold dim")
 
 
-def pending_row(view: PendingView, now: float) -> Text:
+def pending_row(view: PendingView, now: float, *, paused_all: bool = False) -> Text:
     text = Text(f"{label(view.job_id, view.task_id):<11}")
     text.append(f"{view.files:>4} files {size(view.size):>10}  ")
-    if view.held:
+    if view.held or paused_all:
         text.append("PAUSED  ", style="bold yellow")
     if view.waiting:
         text.append(f"{view.waiting}  ", style="bold yellow")
@@ -111,13 +115,22 @@ def pending_row(view: PendingView, now: float) -> Text:
 
 
 def failed_row(view: FailedView) -> Text:
-    text = Text(f"{view.outcome.value:<10}", style=OUTCOME_STYLE[view.outcome])
-    text.append(f"{label(view.job_id, view.task_id):<11}", style="bold")
-    if view.files:
-        text.append(f"{view.files:>4} files {size(view.size):>10}  ")
+    """In the same columns as a pending row: JOB:TASK, FILES, SIZE, then the state."""
+    text = Text(f"{label(view.job_id, view.task_id):<11}", style="bold")
+    text.append(f"{view.files:>4} files {size(view.size):>10}  " if view.files else " " * 23)
+    text.append(f"{view.outcome.value:<10}", style=OUTCOME_STYLE[view.outcome])
     if view.attempts:
         text.append(f"{view.attempts} attempts  ")
     text.append(view.reason, style="red")
+    return text
+
+
+def failed_job_row(job_id: str, reason: str) -> Text:
+    """A job that could not be listed at all (not on the farm, unreadable answers)."""
+    text = Text(f"{job_id + ':*':<11}", style="bold")
+    text.append(" " * 23)
+    text.append(f"{'FAILED':<10}", style=OUTCOME_STYLE[Outcome.FAILED])
+    text.append(f"job  {reason}", style="red")
     return text
 
 
@@ -125,24 +138,34 @@ def pending_header() -> Text:
     return Text(f"{'JOB:TASK':<11}{'FILES':>10} {'SIZE':>10}  STATE", style="bold dim")
 
 
-def history_row(entry: HistoryEntry, width: int) -> Text:
-    stamp = time.strftime("%H:%M:%S", time.localtime(entry.finished_at))
-    text = Text(f"{stamp} ")
+def stamp(at: float, now: float) -> str:
+    """A finishing time in 11 columns: the time today, the date and minute otherwise."""
+    when = time.localtime(at)
+    if time.strftime("%Y-%m-%d", when) == time.strftime("%Y-%m-%d", time.localtime(now)):
+        return f"{time.strftime('%H:%M:%S', when):<11}"
+    return time.strftime("%m-%d %H:%M", when)
+
+
+def history_row(entry: HistoryEntry, width: int, now: float) -> Text:
+    text = Text(f"{stamp(entry.finished_at, now)} ")
     text.append(f"{entry.outcome.value:<9}", style=OUTCOME_STYLE[entry.outcome])
     kind = "task" if entry.kind == "task" else ""
     text.append(f"{kind:<5}{label(entry.job_id, entry.task_id):<11}{size(entry.size):>10} ")
     text.append(f"{_seconds(entry.seconds):>7}  ")
     where = entry.path if entry.kind == "file" else (entry.reason or entry.path)
     room = max(8, width - text.cell_len)
+    reason = f"  {entry.reason}" if entry.kind == "file" and entry.reason else ""
+    if reason:  # the reason gets up to two thirds of the room: it is why the row is red
+        room = max(8, room - min(len(reason), room * 2 // 3))
     text.append(left_cut(where, room), style="bold" if entry.kind == "task" else "")
-    if entry.kind == "file" and entry.reason:
-        text.append(f"  {entry.reason}", style="red")
+    if reason:
+        text.append(reason, style="red")
     return text
 
 
 def history_header() -> Text:
     return Text(
-        f"{'TIME':<9}{'OUTCOME':<9}{'':5}{'JOB:TASK':<11}{'SIZE':>10} {'TOOK':>7}  PATH",
+        f"{'TIME':<12}{'OUTCOME':<9}{'':5}{'JOB:TASK':<11}{'SIZE':>10} {'TOOK':>7}  PATH",
         style="bold dim",
     )
 
