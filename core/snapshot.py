@@ -172,7 +172,7 @@ class EngineSnapshot:
     @property
     def eta(self) -> float | None:
         """Seconds until `remaining_bytes` are moved at the current rate; None if unknown."""
-        if self.paused or self.rate <= 0:
+        if self.paused or self.rate <= 0 or not self.remaining_bytes:
             return None
         return self.remaining_bytes / self.rate
 
