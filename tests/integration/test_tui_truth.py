@@ -15,7 +15,7 @@ from cdl_tui.tui.screens.modals import BandwidthScreen, ConfirmScreen, HelpScree
 from cdl_tui.tui.summary import format_final
 from cdl_tui.tui.widgets.header import HeaderBar
 from cdl_tui.tui.widgets.keybar import KeyBar
-from cdl_tui.tui.widgets.lists import FilesList, HistoryList, PendingList
+from cdl_tui.tui.widgets.lists import ActiveList, FilesList, HistoryList, PendingList
 from cdl_tui.tui.widgets.status import StatusLine
 
 from .tui_driver import drive, until
@@ -261,7 +261,8 @@ def test_enter_opens_the_details_of_active_pending_and_history_rows(
     engine = make_engine(farm, tmp_path, jobs=farm.job_ids, threads=1)
 
     async def scenario(app, pilot):
-        await until(pilot, lambda: engine.snapshot().active, what="a download")
+        active = app.main.query_one(ActiveList)
+        await until(pilot, lambda: active.selected is not None, what="an active row")
         await pilot.press("enter")
         assert isinstance(app.screen, TextScreen)
         text = modal_text(app.screen)
@@ -276,6 +277,13 @@ def test_enter_opens_the_details_of_active_pending_and_history_rows(
         await pilot.press("enter")
         assert isinstance(app.screen, TextScreen), status(app)
         assert "job:task" in modal_text(app.screen)
+        await pilot.press("escape", "3")
+        history = app.main.query_one(HistoryList)
+        await until(pilot, lambda: history.row_count, what="a finished file")
+        await pilot.press("end", "enter")  # the oldest row: the first file that finished
+        assert isinstance(app.screen, TextScreen)
+        text = modal_text(app.screen)
+        assert "DL" in text and "Attempts (1)" in text and ".part" not in text
         await pilot.press("escape")
 
     drive(engine, scenario)

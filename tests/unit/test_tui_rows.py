@@ -191,3 +191,9 @@ def test_the_plain_summary_lists_current_problems() -> None:
 
 def test_rows_are_text() -> None:
     assert isinstance(rows.failed_job_row("1", "x"), Text)
+
+
+def test_threads_retiring_after_minus_are_shown_as_finishing() -> None:
+    first = header_lines(snapshot(busy=9, threads=6))[0].plain
+    assert "6/6 threads +3 finishing" in first and "9/6" not in first
+    assert "1/2 threads" in header_lines(snapshot())[0].plain

@@ -26,6 +26,15 @@ def sparkline(samples: tuple[float, ...], width: int = SPARK_WIDTH) -> str:
     return "".join(SPARK[max(1, round(b / top * (len(SPARK) - 1)))] if b else "▁" for b in buckets)
 
 
+def threads_words(busy: int, threads: int) -> Text:
+    """`6/8 threads`; after `-` the extra workers finish their Download first, so it says
+    `6/6 threads +3 finishing` rather than `9/6`."""
+    text = Text.assemble(f"{min(busy, threads)}/{threads}", (" threads", "dim"))
+    if busy > threads:
+        text.append(f" +{busy - threads} finishing", style="yellow")
+    return text
+
+
 def header_lines(snap: EngineSnapshot, width: int = 100) -> list[Text]:
     """Two lines, most important first, so that narrow terminals cut only the least useful:
     who and how fast, then how much is done, failed and left."""
@@ -49,8 +58,7 @@ def header_lines(snap: EngineSnapshot, width: int = 100) -> list[Text]:
             " ",
             (spark, "green"),
             sep,
-            f"{snap.busy}/{snap.threads}",
-            (" threads", "dim"),
+            threads_words(snap.busy, snap.threads),
             sep,
             ("up ", "dim"),
             clock_time(snap.uptime),
