@@ -219,21 +219,19 @@ class FarmClient:
         self._credential_text = self._tokens.describe()  # type: ignore[attr-defined]
         for each in (retrier, self._quick_retrier, self._report_retrier):
             each.problem = FARM_PROBLEM
-        self._in_trouble = False
-        self._on_recovery: Callable[[], None] | None = None
+        self._on_answer: Callable[[float], None] | None = None
 
-    def on_recovery(self, callback: Callable[[], None]) -> None:
-        """Call `callback` when the farm answers again after it did not (or said 5xx/429):
-        the end of the standing problem FARM_PROBLEM that the retries logged."""
-        self._on_recovery = callback
+    def on_answer(self, callback: Callable[[float], None]) -> None:
+        """Call `callback(sent_at)` after each request the farm answered for good (a
+        result, or a refusal such as a 404, but not a 5xx, a 429 or an unreadable body);
+        `sent_at` is the wall-clock time the request went out. It ends the standing
+        problem FARM_PROBLEM, if that was noted before the request was sent: a failure
+        seen later, by another thread, still stands."""
+        self._on_answer = callback
 
-    def _note_answer(self, status: int) -> None:
-        if status >= 500 or status == 429:
-            self._in_trouble = True
-        elif self._in_trouble:
-            self._in_trouble = False
-            if self._on_recovery is not None:
-                self._on_recovery()
+    def _answered(self, sent_at: float) -> None:
+        if self._on_answer is not None:
+            self._on_answer(sent_at)
 
     def stop_waiting_on(self, event: threading.Event) -> None:
         """Make retry pauses end (and give up) as soon as `event` is set, e.g. on stop.
@@ -397,6 +395,7 @@ class FarmClient:
 
         def attempt() -> Any:
             nonlocal renewed
+            sent_at = time.time()
             while True:
                 request_headers = {"Authorization": f"Bearer {self._tokens.bearer()}"}
                 if headers:
@@ -417,8 +416,15 @@ class FarmClient:
                     renewed = True
                     log.info("%s: 401, renewing the access token once", what)
                     continue
-                self._note_answer(response.status_code)
-                return _interpret(response, what, self._credential_text, want_json)
+                try:
+                    result = _interpret(response, what, self._credential_text, want_json)
+                except TransientError:
+                    raise
+                except ApiError:
+                    self._answered(sent_at)  # a clear refusal: the farm is there
+                    raise
+                self._answered(sent_at)
+                return result
 
         if report:
             retrier = self._quick_report_retrier if quick else self._report_retrier
@@ -444,13 +450,10 @@ class FarmClient:
                 ) from None
             if self._unreachable_since is None:
                 self._unreachable_since = time.monotonic()
-            self._in_trouble = True
             raise TransientError(f"{what}: {_describe_transport_error(exc)}") from None
         except httpx.TimeoutException as exc:
-            self._in_trouble = True
             raise TransientError(f"{what}: timed out ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
-            self._in_trouble = True
             raise TransientError(f"{what}: {_describe_transport_error(exc)}") from None
 
     def unreachable_for(self) -> float:
@@ -470,8 +473,11 @@ class FarmClient:
         }
 
         def attempt() -> Any:
+            sent_at = time.time()
             response = self._send(what, "GET", url, params=params)
-            return _interpret(response, what, self._credential_text, want_json=True)
+            result = _interpret(response, what, self._credential_text, want_json=True)
+            self._answered(sent_at)
+            return result
 
         return self._retrier.call(attempt)
 

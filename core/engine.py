@@ -63,7 +63,7 @@ from .jobspec import JobSpec
 from .journal import Journal
 from .models import Download, RejectedDownload, RemoteFile, WireId
 from .pending import PendingQueue, QueuedDownload
-from .problems import ProblemHandler, ProblemLog
+from .problems import ProblemHandler, ProblemLog, Severity
 from .reporter import Report, Reporter
 from .secrets import scrub
 from .snapshot import (
@@ -314,7 +314,11 @@ class Engine:
 
     def start(self) -> None:
         logging.getLogger("cdl").addHandler(self._problem_handler)
-        self.client.on_recovery(lambda: self.clear_problem(FARM_PROBLEM))
+        if self.journal is not None and self.journal.set_aside:  # logged before we listened
+            self.problems.note(Severity.WARNING, self.journal.set_aside)
+        self.client.on_answer(
+            lambda sent_at: self.problems.clear(FARM_PROBLEM, noted_before=sent_at)
+        )
         self.client.stop_waiting_on(self.stop_event)
         self.client.stop_reports_on(self.reporter.gave_up)
         self._started_at = time.time()
@@ -995,6 +999,7 @@ class Engine:
                     self._known.pop(item.download_id, None)
                     released = active.record.detail("history", "RELEASED", reason)
                     self._book.close(item.download_id, released)
+                self.clear_problem(download_problem(item.download_id))  # no longer ours
                 log.warning(
                     "%s released to the farm after waiting %.0fs",
                     item.download.label,

@@ -75,6 +75,7 @@ class Journal:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self.set_aside: str | None = None  # why an unreadable journal was moved aside
         self._open_checked()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write_loop, name="journal", daemon=True)
@@ -103,13 +104,11 @@ class Journal:
             conn.close()
         except sqlite3.DatabaseError as exc:
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-            log.warning(
-                "the journal %s is unreadable (%s); moved it to %s and starting a "
-                "new one (files will be hashed again)",
-                self.path,
-                exc,
-                aside.name,
+            self.set_aside = (
+                f"the journal {self.path} is unreadable ({exc}); moved it to {aside.name} "
+                "and starting a new one (files will be hashed again)"
             )
+            log.warning("%s", self.set_aside)
             for suffix in ("", "-wal", "-shm"):
                 source = Path(f"{self.path}{suffix}")
                 if source.exists():

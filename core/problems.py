@@ -24,6 +24,7 @@ from .secrets import scrub
 
 FLEETING = 60.0  # seconds a problem without a key stays current
 LIMIT = 200  # entries kept
+STANDING = 2000  # more entries kept while they still matter
 
 
 class Severity(str, Enum):
@@ -87,14 +88,20 @@ class ProblemLog:
                     retry_at=retry_at,
                 )
             self._entries.insert(0, entry)
-            del self._entries[self._limit :]
+            if len(self._entries) > self._limit:
+                self._trim(now)
             self._view = None
 
-    def clear(self, key: str) -> None:
-        """The standing problem `key` is over (kept in the list, no longer current)."""
+    def clear(self, key: str, *, noted_before: float | None = None) -> None:
+        """The standing problem `key` is over (kept in the list, no longer current).
+
+        `noted_before`: only if it was last noted before then (the farm answered a request
+        sent at that time; a failure another thread saw after it still stands)."""
         with self._lock:
             for index, entry in enumerate(self._entries):
                 if entry.key == key and entry.cleared_at is None:
+                    if noted_before is not None and entry.last_at >= noted_before:
+                        return
                     self._entries[index] = replace(entry, cleared_at=self._clock())
                     self._view = None
                     return
@@ -105,6 +112,25 @@ class ProblemLog:
             if self._view is None:
                 self._view = tuple(self._entries)
             return self._view
+
+    def _trim(self, now: float) -> None:
+        """Back to `limit` entries. Those that no longer matter go first, then fleeting
+        ones (no key), oldest first, so that a flood of warnings cannot push a job's
+        failure off the status line. Standing problems are kept up to STANDING more (a
+        run with thousands of failed Downloads)."""
+        for goes in (lambda e: not e.current(now), lambda e: e.key is None):
+            excess = len(self._entries) - self._limit
+            if excess <= 0:
+                return
+            kept: list[Problem] = []
+            for entry in reversed(self._entries):  # oldest first
+                if excess > 0 and goes(entry):
+                    excess -= 1
+                    continue
+                kept.append(entry)
+            kept.reverse()
+            self._entries = kept
+        del self._entries[self._limit + STANDING :]
 
     def _find(self, key: str | None, text: str) -> int | None:
         """The entry a new note repeats: the standing one with its key, or (no key) the

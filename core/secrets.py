@@ -1,4 +1,4 @@
-"""Keep API keys and tokens out of logs, screens and error messages.
+"""Keep API keys, tokens and URL signatures out of logs, screens and error messages.
 
 Two layers: credentials live in `Secret` objects whose str/repr are redacted, so an
 accidental f-string or log call shows `***`; and `SecretScrubber`, a logging filter that
@@ -9,6 +9,7 @@ request URLs, and the vendor's token exchange carries the key in its query strin
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -65,13 +66,22 @@ def holds_secret(text: str) -> bool:
         return any(value in text for value in _known)
 
 
+# The query of a URL, or of a bare path, in a message: a signed URL's signature and key
+# id live there, and error messages quote URLs (http.client's "URL can't contain control
+# characters. '/b/a x.exr?X-Goog-Signature=...'"). Only queries with a `=` are cut.
+_QUERY = re.compile(r"(?<=[\w/.%~-])\?[^\s'\"<>]*=[^\s'\"<>]*")
+QUERY_REDACTED = "?…"
+
+
 def scrub(text: str) -> str:
-    """Replace every registered secret in `text` with `***`."""
+    """Replace every registered secret in `text` with `***`, and cut URL queries."""
     with _lock:
         known = sorted(_known, key=len, reverse=True)
     for value in known:
         if value in text:
             text = text.replace(value, REDACTED)
+    if "?" in text:
+        text = _QUERY.sub(QUERY_REDACTED, text)
     return text
 
 
@@ -91,8 +101,6 @@ class SecretScrubber(logging.Filter):
     """A logging filter that rewrites records so that no registered secret survives."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not _known:
-            return True
         try:
             message = record.getMessage()
         except Exception:  # a malformed record is logging's problem, not ours

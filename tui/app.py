@@ -21,6 +21,7 @@ from rich.color import ColorSystem
 from rich.console import Console
 from rich.segment import Segment, Segments
 from rich.style import Style
+from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.message import Message
@@ -35,6 +36,8 @@ __all__ = ["CdlApp", "EngineLike", "default_refresh_hz"]
 
 DEFAULT_HZ = 4.0
 SSH_HZ = 2.0
+REDIRECT_TRIES = 25  # x REDIRECT_WAIT: how long a key waits for a pushed screen's focus
+REDIRECT_WAIT = 0.02
 
 
 def default_refresh_hz(environ: dict[str, str] | os._Environ[str] = os.environ) -> float:
@@ -89,6 +92,7 @@ class CdlApp(App[None]):
         self.drained = False
         self.signal_received: int | None = None
         self.main = MainScreen(engine, history_limit)
+        self._held_keys: list[tuple[str, str | None]] = []  # keys on their way to new focus
 
     def export_screenshot(self, *, title: str | None = None, simplify: bool = False) -> str:
         """An SVG of the screen in the colours the terminal really gets.
@@ -135,6 +139,37 @@ class CdlApp(App[None]):
             return
         if self.main.ready:
             self.main.refresh_from_engine()
+
+    # -- keys in a burst --------------------------------------------------------------------
+
+    async def _on_key(self, event: events.Key) -> None:
+        """Keys typed in a burst (normal over SSH) reach the widget the first one opened.
+
+        Textual hands every queued key to the widget focused when the key arrives, and
+        checks bindings when it bubbles back up. In `/bq` the `/` opens the History
+        filter and focuses it only after `b` and `q` were handed to the list; their
+        bindings were then checked from the filter, which consumes letters, so they
+        vanished (before, they ran: `b` opened the bandwidth dialog, `q` quit). A key
+        that one of our lists received while the focus has moved since is typed again,
+        in order, to where the focus is now (once a screen being pushed has focused).
+        """
+        delivered_to = getattr(event, "delivered_to", None)
+        if delivered_to is not None and delivered_to is not self.focused:
+            event.stop()
+            event.prevent_default()  # App._on_key, next in line, checks no binding for it
+            self._held_keys.append((event.key, event.character))
+            if len(self._held_keys) == 1:
+                self._type_held_keys(REDIRECT_TRIES)
+
+    def _type_held_keys(self, tries: int) -> None:
+        screen = self.screen
+        focus_pending = self.focused is None and (not screen.is_mounted or screen.focus_chain)
+        if focus_pending and tries > 0:
+            self.set_timer(REDIRECT_WAIT, lambda: self._type_held_keys(tries - 1))
+            return
+        keys, self._held_keys = self._held_keys, []
+        for key, character in keys:
+            self.post_message(events.Key(key, character))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """The command palette offers every action of the main screen (and nothing of

@@ -13,7 +13,7 @@ import humanize
 
 from cdl_tui.core.problems import Problem, current_problems
 from cdl_tui.core.snapshot import ActiveView, EngineSnapshot, HistoryEntry, Totals
-from cdl_tui.core.states import FileState
+from cdl_tui.core.states import FileState, Outcome
 
 PENDING_SHOWN = 20
 
@@ -171,20 +171,36 @@ def total_line(totals: Totals, uptime: float) -> str:
     )
 
 
+def final_tasks(tasks: Iterable[HistoryEntry]) -> list[HistoryEntry]:
+    """Each task's last entry, in the order they finished: a Download that failed and was
+    retried to success reads DL, as the counts say."""
+    last: dict[tuple[str, str, str], HistoryEntry] = {}
+    for entry in tasks:
+        key = (entry.download_id, entry.job_id, entry.task_id)
+        last.pop(key, None)
+        last[key] = entry
+    return list(last.values())
+
+
 def format_final(snap: EngineSnapshot, tasks: Iterable[HistoryEntry]) -> str:
-    """The end of a run: every task of its history, what failed, and the totals."""
+    """The end of a run: each task's outcome, what failed, and the totals."""
     lines = ["##### RUN HISTORY (tasks) #####"]
-    lines += [_history_line(entry) for entry in tasks] or ["    none"]
+    lines += [_history_line(entry) for entry in final_tasks(tasks)] or ["    none"]
     failed_jobs = [job for job in snap.jobs if job.error]
     if failed_jobs:
         lines.append(f"##### JOBS FAILED ({len(failed_jobs)}) #####")
         lines += [f"    Job {job.job_id}: {job.error}" for job in failed_jobs]
-    if snap.failed:
-        lines.append(f"##### FAILED ({len(snap.failed)}) #####")
-        lines += [
-            f"    Job {f.job_id} Task {f.task_id}  {f.outcome.value}: {f.reason}"
-            for f in snap.failed
-        ]
+    for heading, outcomes in (
+        ("FAILED", {Outcome.FAILED, Outcome.REFUSED}),
+        ("CANCELLED", {Outcome.CANCELLED}),
+    ):
+        given_up = [f for f in snap.failed if f.outcome in outcomes]
+        if given_up:
+            lines.append(f"##### {heading} ({len(given_up)}) #####")
+            lines += [
+                f"    Job {f.job_id} Task {f.task_id}  {f.outcome.value}: {f.reason}"
+                for f in given_up
+            ]
     lines.append(f"uptime {duration(snap.uptime)}")
     lines.append(total_line(snap.totals, snap.uptime))
     return "\n".join(lines)

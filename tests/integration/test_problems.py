@@ -94,3 +94,27 @@ def test_a_failed_attempt_stops_mattering_once_its_download_is_done(
     assert engine.retry(failed.download_id)
     (retried,) = download_problems()
     assert retried.cleared_at is not None  # retried: no longer a problem
+
+
+def test_a_download_released_to_the_farm_stops_mattering(start_farm, make_engine, tmp_path):
+    """A daemon's Download that waited for disk too long goes back to the farm: it is no
+    longer ours, so its WAITING FOR DISK problem is over."""
+    farm = start_farm(jobs=1, tasks=1, files=1, size=5000)
+    engine = make_engine(
+        farm,
+        tmp_path,
+        threads=1,
+        free_space=lambda path: 0,
+        disk_retry=0.1,
+        disk_release_after=0.3,
+        poll_interval=30,
+    )
+    engine.start()
+    wait_for(
+        lambda: any("to the farm after" in p.text for p in engine.snapshot().problems),
+        20,
+        "release",
+    )
+    snap = engine.snapshot()
+    standing = [p for p in current_problems(snap.problems, snap.taken_at + 3600) if p.key]
+    assert standing == [], [(p.key, p.text, p.first_at, p.cleared_at) for p in snap.problems]

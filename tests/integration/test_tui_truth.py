@@ -11,6 +11,7 @@ from rich.console import Console
 from textual.widgets import Input, TabbedContent
 
 from cdl_tui.core.run_report import build_report
+from cdl_tui.core.states import Outcome
 from cdl_tui.tui.screens.modals import BandwidthScreen, ConfirmScreen, HelpScreen, TextScreen
 from cdl_tui.tui.summary import format_final
 from cdl_tui.tui.widgets.header import HeaderBar
@@ -18,7 +19,7 @@ from cdl_tui.tui.widgets.keybar import KeyBar
 from cdl_tui.tui.widgets.lists import ActiveList, FilesList, HistoryList, PendingList
 from cdl_tui.tui.widgets.status import StatusLine
 
-from .tui_driver import drive, until
+from .tui_driver import burst, drive, until
 
 
 def status(app) -> str:
@@ -149,7 +150,9 @@ def test_a_download_retried_to_success_is_no_failure_anywhere(start_farm, make_e
     assert code == 0
     assert (snap.totals.failed, snap.totals.files_failed) == (0, 0)
     _, tasks = engine.history()
-    assert "failed: 0;" in format_final(snap, tasks)
+    final = format_final(snap, tasks)
+    assert "failed: 0;" in final
+    assert "FAILED" not in final  # neither in the tasks' outcomes nor as a section
     assert build_report(engine)["totals"]["failed"] == 0
 
 
@@ -217,16 +220,36 @@ def test_a_burst_of_3_slash_b_types_b_into_the_filter(start_farm, make_engine, t
     engine = make_engine(farm, tmp_path, jobs=farm.job_ids)
 
     async def scenario(app, pilot):
-        await pilot.press("3", "slash", "b", "q")  # in one burst, as over SSH
-        await pilot.pause(0.2)
+        burst(app, "3/bq")  # in one burst, as over SSH
         field = app.main.query_one("#history-filter", Input)
-        assert field.value == "bq"
+        await until(pilot, lambda: field.value == "bq", what="bq typed", show=lambda: field.value)
         assert not isinstance(app.screen, BandwidthScreen | ConfirmScreen)
         assert not engine.stopping
         assert app.main.focused is field
+        await pilot.pause(0.3)
         assert "Apply filter" in keys(app)
         await pilot.press("escape")
         assert app.main.focused is app.main.query_one(HistoryList)
+
+    drive(engine, scenario)
+
+
+def test_a_burst_into_a_dialog_reaches_its_field_and_an_early_enter_changes_nothing(
+    start_farm, make_engine, tmp_path
+):
+    farm = start_farm(jobs=1, tasks=2, files=1)
+    engine = make_engine(farm, tmp_path, jobs=farm.job_ids)
+
+    async def scenario(app, pilot):
+        engine.set_bandwidth(10e6)
+        burst(app, "b40MB/s\r")
+        await until(pilot, lambda: engine.snapshot().bandwidth_limit == 40e6, what="40 MB/s")
+        burst(app, "b\r")  # Enter before any digit: the limit stays
+        await pilot.pause(0.5)
+        assert engine.snapshot().bandwidth_limit == 40e6
+        assert not isinstance(app.screen, BandwidthScreen)
+        burst(app, "2c")  # the tab, then the key for its selection
+        await until(pilot, lambda: app.main.current_tab == "pending", what="Pending")
 
     drive(engine, scenario)
 
@@ -355,5 +378,47 @@ def test_history_shows_this_run_and_earlier_runs_on_e(start_farm, make_engine, t
         assert "earlier" in tab_label(app, "history")
         await pilot.press("e")
         assert not history.show_earlier
+
+    drive(second, scenario)
+
+
+def test_enter_on_an_earlier_runs_row_shows_that_run(start_farm, make_engine, tmp_path):
+    """Download IDs repeat across runs (the farm offers a failed one again): the details of
+    yesterday's FAILED row are yesterday's, not today's DL."""
+    farm = start_farm(jobs=1, tasks=1, files=1, size=5000)
+    store = farm.store()
+    (md5,) = store.conn.execute("SELECT md5 FROM files").fetchone()
+    store.conn.execute("UPDATE files SET md5 = 'AAAAAAAAAAAAAAAAAAAAAA=='")
+    journal = tmp_path / "journal.sqlite"
+    first = make_engine(
+        farm,
+        tmp_path / "out",
+        jobs=farm.job_ids,
+        exit_when_done=True,
+        journal=journal,
+        max_attempts=1,
+    )
+    first.start()
+    first.stop_event.wait(30)
+    first.shutdown()
+    store.conn.execute("UPDATE files SET md5 = ?", (md5,))
+    second = make_engine(farm, tmp_path / "out", jobs=farm.job_ids, journal=journal)
+
+    async def scenario(app, pilot):
+        await until(pilot, lambda: second.snapshot().totals.downloads_done == 1, what="done")
+        await pilot.press("3", "e")
+        history = app.main.query_one(HistoryList)
+        rows = [
+            i
+            for i in range(history.row_count)
+            if (e := history.entry(i)) is not None
+            and e.outcome is Outcome.FAILED
+            and e.kind == "task"
+        ]
+        history.move_cursor(rows[0])
+        await pilot.press("enter")
+        assert isinstance(app.screen, TextScreen)
+        text = modal_text(app.screen)
+        assert "md5 mismatch" in text and "FAILED" in text
 
     drive(second, scenario)

@@ -3,7 +3,11 @@
 import asyncio
 import time
 
+from textual import events
+
 from cdl_tui.tui.app import CdlApp
+
+KEY_NAMES = {"/": "slash", "\r": "enter", "+": "plus", "-": "minus", " ": "space"}
 
 
 def drive(engine, scenario, *, size=(100, 30), exit_when_done=False, timeout=60):
@@ -29,3 +33,10 @@ async def until(pilot, condition, timeout=20.0, what="condition", show=None):
         await pilot.pause(0.05)
     seen = f" (saw {show()!r})" if show is not None else ""
     raise AssertionError(f"timed out waiting for {what}{seen}")
+
+
+def burst(app, text: str) -> None:
+    """Keys as a terminal delivers a burst over SSH: all queued before the first is handled
+    (the pilot's press() waits for the app to settle after each key, which hides bugs)."""
+    for ch in text:
+        app.post_message(events.Key(KEY_NAMES.get(ch, ch), None if ch == "\r" else ch))

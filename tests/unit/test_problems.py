@@ -109,3 +109,38 @@ def test_the_handler_notes_warnings_and_errors_with_their_key() -> None:
     )
     assert (warning.severity, warning.key, warning.retry_at) == (Severity.WARNING, "farm", 5.0)
     assert warning.text == "listing failed: refused"
+
+
+def test_a_flood_of_warnings_never_pushes_a_standing_problem_out() -> None:
+    clock = Clock()
+    problems = ProblemLog(limit=5, clock=clock)
+    problems.note(Severity.ERROR, "job 99999 is not on the farm", key="job 99999")
+    for n in range(50):
+        clock.now += 1
+        problems.note(Severity.WARNING, f"slow disk {n}")
+    view = problems.view()
+    assert len(view) == 5
+    assert "job 99999 is not on the farm" in [p.text for p in view]
+    assert current_problems(view, clock.now)[-1].key == "job 99999"
+
+
+def test_a_clear_for_an_answer_sent_before_the_last_failure_leaves_it_standing() -> None:
+    clock = Clock()
+    problems = ProblemLog(clock=clock)
+    problems.note(Severity.WARNING, "the farm answered 503", key="farm")
+    problems.clear("farm", noted_before=clock.now - 1)  # a request sent before it failed
+    assert current_problems(problems.view(), clock.now)
+    problems.clear("farm", noted_before=clock.now + 1)  # sent after: the farm is back
+    assert not current_problems(problems.view(), clock.now)
+
+
+def test_url_queries_never_reach_the_log() -> None:
+    problems = ProblemLog()
+    problems.note(
+        Severity.WARNING,
+        "connection failed after 0 bytes: URL can't contain control characters. "
+        "'/bucket/MJ 0080.exr?X-Goog-Signature=deadbeef123&X-Goog-Credential=key' (found ' ')",
+    )
+    (entry,) = problems.view()
+    assert "deadbeef123" not in entry.text and "X-Goog" not in entry.text
+    assert "/bucket/MJ 0080.exr?…" in entry.text

@@ -171,6 +171,15 @@ class MainScreen(Screen[None]):
         self.query_one(ActiveList).focus()
         self.refresh_from_engine()
 
+    def on_screen_suspend(self) -> None:
+        """A dialog opened over this screen: the key bar says so at once, not at the next
+        tick (the picture would depend on the timer)."""
+        self._show_keys()
+
+    def on_screen_resume(self) -> None:
+        if self.ready:
+            self.refresh_from_engine()
+
     def on_resize(self) -> None:
         self.query_one("#active-columns", Static).update(rows.active_header(self.size.width - 1))
 
@@ -261,6 +270,9 @@ class MainScreen(Screen[None]):
 
     def _show_keys(self) -> None:
         bar = self.query_one(KeyBar)
+        if self.app.screen is not self:  # a dialog or the palette is open: its keys rule
+            bar.show_hints([], (KeyHint("esc", "Close", 0),))
+            return
         if isinstance(self.focused, Input):
             bar.show_hints(
                 [KeyHint("⏎", "Apply filter", 1)],
@@ -369,6 +381,8 @@ class MainScreen(Screen[None]):
     def _details_of(self, row: object) -> tuple[str, RenderableType]:
         if isinstance(row, JobView):
             return f"Job {row.job_id}", describe.job_body(row)
+        if isinstance(row, HistoryEntry) and self.query_one(HistoryList).of_earlier_run(row):
+            return f"{row.kind.title()} {row.job_id}:{row.task_id}", describe.history_body(row)
         download_id = getattr(row, "download_id", None)
         detail = self.engine.details(download_id) if download_id else None
         if detail is not None:

@@ -149,7 +149,7 @@ def parse_rate(text: str) -> float | None:
 
 
 class BandwidthScreen(ModalScreen[float | None | bool]):
-    """Set the bandwidth limit: Enter applies (empty or 0 removes it), Escape cancels.
+    """Set the bandwidth limit: Enter applies (0 removes it; empty keeps it), Escape cancels.
 
     Dismisses with the new rate (None: no limit), or False if cancelled."""
 
@@ -174,7 +174,10 @@ class BandwidthScreen(ModalScreen[float | None | bool]):
         now = f"{size(self.current)}/s" if self.current else "none"
         with Vertical():
             yield Label("[b]Bandwidth limit[/b] for all downloads together")
-            yield Label(f"Now: {now}. Examples: 40MB/s, 25MiB, 0 for none.", classes="hint")
+            yield Label(
+                f"Now: {now}. Examples: 40MB/s, 25MiB, 0 for none (empty: no change).",
+                classes="hint",
+            )
             field = Input(
                 placeholder="40MB/s",
                 validators=[RateValidator()],
@@ -192,6 +195,9 @@ class BandwidthScreen(ModalScreen[float | None | bool]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.validation_result is not None and not event.validation_result.is_valid:
+            return
+        if not event.value.strip():  # an Enter that came before the digits: keep the limit
+            self.dismiss(False)
             return
         self.dismiss(parse_rate(event.value))
 

@@ -175,6 +175,7 @@ class HistoryList(VirtualList):
         self.filter_text = ""
         self._matches: list[int] | None = None  # indexes into entries, oldest first
         self._earlier_rows: list[HistoryEntry | Text] = []  # newest first, with separators
+        self._earlier_ids: set[int] = set()
 
     def add(self, new: list[HistoryEntry]) -> None:
         if not new:
@@ -199,6 +200,7 @@ class HistoryList(VirtualList):
         """Show these earlier runs' entries (oldest first) below this run's; None hides them."""
         self.show_earlier = entries is not None
         self.earlier = entries or []
+        self._earlier_ids = {id(entry) for entry in self.earlier}
         self._rebuild_earlier()
         self.cursor = 0
         self._painted.clear()
@@ -230,6 +232,11 @@ class HistoryList(VirtualList):
                 rows.append(run_separator(run, entry))
             rows.append(entry)
         self._earlier_rows = rows
+
+    def of_earlier_run(self, entry: HistoryEntry) -> bool:
+        """Is this one of the earlier runs' entries? (Their download IDs may be this run's
+        too: the farm offers a Download again after a failure.)"""
+        return id(entry) in self._earlier_ids
 
     @property
     def shown(self) -> int:

@@ -152,5 +152,11 @@ class VirtualList(ScrollView, can_focus=True):
     def action_jump(self, index: int) -> None:
         self.move_cursor(index if index >= 0 else self.row_count - 1)
 
+    def _on_key(self, event: events.Key) -> None:
+        # (Widget._on_key still runs after this one: Textual calls each class's handler.)
+        # Mark where the key was delivered: the app sends it on if the focus has moved
+        # by the time its bindings are checked (see CdlApp._on_key).
+        event.delivered_to = self  # type: ignore[attr-defined] - our own mark
+
     def on_click(self, event: events.Click) -> None:
         self.move_cursor(self.scroll_offset.y + event.y)
