@@ -116,5 +116,7 @@ def test_a_download_released_to_the_farm_stops_mattering(start_farm, make_engine
         "release",
     )
     snap = engine.snapshot()
-    standing = [p for p in current_problems(snap.problems, snap.taken_at + 3600) if p.key]
-    assert standing == [], [(p.key, p.text, p.first_at, p.cleared_at) for p in snap.problems]
+    waits = [p for p in snap.problems if (p.key or "").startswith("download ")]
+    # The first wait ended with the release; the farm may offer it again at once (it is
+    # pending there now), and then it waits anew: a new entry, current again.
+    assert waits[-1].cleared_at is not None, [(p.text, p.cleared_at) for p in waits]
