@@ -360,7 +360,7 @@ class Bench:
                     handle.write(os.urandom(4 << 20))  # 1 GiB each
         code = (
             "import sys, threading, time\nfrom pathlib import Path\n"
-            "from cdl_tui.core.transfer import hash_file\n"
+            "from cdl_tui.core.files.transfer import hash_file\n"
             "paths = [Path(p) for p in sys.argv[1:]]\nstart = time.monotonic()\n"
             "threads = [threading.Thread(target=hash_file, args=(p,)) for p in paths]\n"
             "[t.start() for t in threads]; [t.join() for t in threads]\n"

@@ -23,7 +23,8 @@ MIB = 1 << 20
 
 
 def build_engine(pending_count: int, history_count: int):
-    from cdl_tui.core.snapshot import (
+    from cdl_tui.core.model.states import FileState, Outcome
+    from cdl_tui.core.model.views import (
         ActiveView,
         EngineSnapshot,
         FileView,
@@ -31,7 +32,6 @@ def build_engine(pending_count: int, history_count: int):
         PendingView,
         Totals,
     )
-    from cdl_tui.core.states import FileState, Outcome
 
     now = time.time()
     pending = tuple(

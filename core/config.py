@@ -16,8 +16,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .secrets import Secret
+from cdl_tui.core.model.errors import ConfigError
+from cdl_tui.core.model.secrets import Secret
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -166,7 +166,7 @@ def _as_group(value: Any) -> str:
 
 
 def _as_faults(value: Any) -> str:
-    from . import faults
+    from .model import faults
 
     text = _as_str(value)
     faults.validate(text)
@@ -174,7 +174,7 @@ def _as_faults(value: Any) -> str:
 
 
 def _as_size(value: Any) -> int:
-    from .units import parse_size
+    from cdl_tui.core.model.units import parse_size
 
     if isinstance(value, int) and not isinstance(value, bool):
         return value

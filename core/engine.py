@@ -27,20 +27,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from stat import S_ISREG
 
-from .api import FARM_PROBLEM, FarmClient
-from .destination import DEFAULT_FALLBACK, DestinationPolicy
-from .details import (
-    DEFAULT_KEEP_FINISHED,
-    FILE_QUEUED,
-    DetailBook,
-    DownloadDetail,
-    DownloadRecord,
-    FileDetail,
-    refused_detail,
-)
-from .diskguard import DiskGuard, FreeSpace, free_space
-from .errors import AuthError, CdlError
-from .events import (
+from cdl_tui.core.farm.api import FARM_PROBLEM, FarmClient
+from cdl_tui.core.farm.reporter import Report, Reporter
+from cdl_tui.core.files.destination import DEFAULT_FALLBACK, DestinationPolicy
+from cdl_tui.core.files.diskguard import DiskGuard, FreeSpace, free_space
+from cdl_tui.core.files.fetchers import Fetcher
+from cdl_tui.core.files.journal import Journal
+from cdl_tui.core.files.sweep import sweep_stale_temps
+from cdl_tui.core.files.throttle import TokenBucket
+from cdl_tui.core.files.transfer import DestinationBusy, Permissions, StopRequested, temp_path_for
+from cdl_tui.core.model.errors import AuthError, CdlError
+from cdl_tui.core.model.events import (
     DownloadCancelled,
     DownloadDone,
     DownloadFailed,
@@ -55,18 +52,11 @@ from .events import (
     FileStateChanged,
     JobDone,
 )
-from .fetchers import Fetcher
-from .history import History
-from .hooks import JobDoneHook
-from .jobs import JobTracker
-from .jobspec import JobSpec
-from .journal import Journal
-from .models import Download, RejectedDownload, RemoteFile, WireId
-from .pending import PendingQueue, QueuedDownload
-from .problems import ProblemHandler, ProblemLog, Severity
-from .reporter import Report, Reporter
-from .secrets import scrub
-from .snapshot import (
+from cdl_tui.core.model.jobspec import JobSpec
+from cdl_tui.core.model.models import Download, RejectedDownload, RemoteFile, WireId
+from cdl_tui.core.model.secrets import scrub
+from cdl_tui.core.model.states import FileState, Outcome, file_outcome
+from cdl_tui.core.model.views import (
     ActiveView,
     EngineSnapshot,
     FailedView,
@@ -75,10 +65,20 @@ from .snapshot import (
     RateMeter,
     Totals,
 )
-from .states import FileState, Outcome, file_outcome
-from .sweep import sweep_stale_temps
-from .throttle import TokenBucket
-from .transfer import DestinationBusy, Permissions, StopRequested, temp_path_for
+from cdl_tui.core.run.hooks import JobDoneHook
+from cdl_tui.core.state.details import (
+    DEFAULT_KEEP_FINISHED,
+    FILE_QUEUED,
+    DetailBook,
+    DownloadDetail,
+    DownloadRecord,
+    FileDetail,
+    refused_detail,
+)
+from cdl_tui.core.state.history import History
+from cdl_tui.core.state.jobs import JobTracker
+from cdl_tui.core.state.problems import ProblemHandler, ProblemLog, Severity
+from cdl_tui.core.state.scheduler import PendingQueue, QueuedDownload
 
 log = logging.getLogger("cdl.engine")
 
@@ -304,8 +304,8 @@ class Engine:
         self._shutdown_done = False
         self.problems = ProblemLog()
         self._problem_handler = ProblemHandler(self.problems)
-        from .feeder import Feeder
-        from .heartbeat import Heartbeat
+        from cdl_tui.core.run.feeder import Feeder
+        from cdl_tui.core.run.heartbeat import Heartbeat
 
         self._feeder = Feeder(self)
         self._heartbeat = Heartbeat(self)
@@ -1504,7 +1504,7 @@ class Engine:
                 self._workers = [w for w in self._workers if w is not me]
 
     def _work_loop(self) -> None:
-        from .download_run import DownloadRun
+        from cdl_tui.core.run.download_run import DownloadRun
 
         name = threading.current_thread().name
         while not self._stopping:

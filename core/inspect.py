@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISREG
 
-from .api import FarmClient
-from .destination import DestinationPolicy, plan_files
-from .jobspec import JobSpec
-from .models import Download, RemoteFile
-from .paths import UnsafePath
-from .transfer import hash_file
+from cdl_tui.core.farm.api import FarmClient
+from cdl_tui.core.files.destination import DestinationPolicy, plan_files
+from cdl_tui.core.files.transfer import hash_file
+from cdl_tui.core.model.jobspec import JobSpec
+from cdl_tui.core.model.models import Download, RemoteFile
+from cdl_tui.core.model.paths import UnsafePath
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import logging
 import logging.handlers
 from pathlib import Path
 
-from .secrets import guard_third_party_loggers, scrubbing_filter
+from cdl_tui.core.model.secrets import guard_third_party_loggers, scrubbing_filter
 
 
 def _console_wanted(record: logging.LogRecord) -> bool:

@@ -28,10 +28,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from cdl_tui.core.model.secrets import scrub_data
+from cdl_tui.core.model.version import __version__
+from cdl_tui.core.model.views import HistoryEntry
+
 from .engine import Engine
-from .secrets import scrub_data
-from .snapshot import HistoryEntry
-from .version import __version__
 
 
 def _iso(at: float) -> str:

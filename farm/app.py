@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cdl_tui.core.jobspec import pad_job_id
+from cdl_tui.core.model.jobspec import pad_job_id
 
 from .audit import AuditWriter
 from .content import ContentPool

@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from cdl_tui.core.units import parse_size
+from cdl_tui.core.model.units import parse_size
 
 from .app import FarmOptions
 from .dialect import EXPIRED_STYLES, ID_STYLES, Dialect

@@ -22,7 +22,7 @@ import random
 import threading
 from dataclasses import dataclass, field
 
-from cdl_tui.core.units import parse_size
+from cdl_tui.core.model.units import parse_size
 
 
 @dataclass(frozen=True)

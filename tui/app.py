@@ -27,7 +27,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
 
-from cdl_tui.core.events import EngineDrained, Event, JobDone
+from cdl_tui.core.model.events import EngineDrained, Event, JobDone
 
 from . import terminal_bytes
 from .screens.main import COMMANDS, EngineLike, MainScreen

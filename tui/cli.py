@@ -17,16 +17,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
-from cdl_tui.core import faults
 from cdl_tui.core.config import Settings, default_state_dir, describe_settings, resolve_settings
-from cdl_tui.core.connect import client_from, engine_config_from
-from cdl_tui.core.credentials import Credentials
-from cdl_tui.core.destination import DestinationPolicy, prepare_output_root
 from cdl_tui.core.engine import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Engine, EngineConfig
-from cdl_tui.core.errors import AuthError, CdlError, ConfigError
-from cdl_tui.core.jobspec import JobSpec, parse_job_specs
+from cdl_tui.core.farm.connect import client_from, engine_config_from
+from cdl_tui.core.farm.credentials import Credentials
+from cdl_tui.core.files.destination import DestinationPolicy, prepare_output_root
 from cdl_tui.core.logsetup import configure_logging
-from cdl_tui.core.version import __version__
+from cdl_tui.core.model import faults
+from cdl_tui.core.model.errors import AuthError, CdlError, ConfigError
+from cdl_tui.core.model.jobspec import JobSpec, parse_job_specs
+from cdl_tui.core.model.version import __version__
 
 EXIT_SIGINT = 130
 

@@ -10,9 +10,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from cdl_tui.core.credentials import BearerToken
-from cdl_tui.core.errors import ConfigError
-from cdl_tui.core.secrets import Secret
+from cdl_tui.core.farm.credentials import BearerToken
+from cdl_tui.core.model.errors import ConfigError
+from cdl_tui.core.model.secrets import Secret
 from cdl_tui.farm.app import FarmOptions
 from cdl_tui.farm.generate import FarmSpec, generate_farm, read_token
 

@@ -12,9 +12,15 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from cdl_tui.core.details import DownloadDetail
-from cdl_tui.core.problems import Problem, Severity
-from cdl_tui.core.snapshot import FailedView, HistoryEntry, JobView, PendingView
+from cdl_tui.core.model.views import (
+    FailedView,
+    HistoryEntry,
+    JobView,
+    PendingView,
+    Problem,
+    Severity,
+)
+from cdl_tui.core.state.details import DownloadDetail
 
 from .summary import duration, size
 

@@ -8,8 +8,8 @@ import threading
 from pathlib import Path
 from typing import IO
 
-from cdl_tui.core.events import Event
-from cdl_tui.core.secrets import scrub_data
+from cdl_tui.core.model.events import Event
+from cdl_tui.core.model.secrets import scrub_data
 
 
 class EventLog:

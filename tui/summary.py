@@ -11,9 +11,15 @@ from collections.abc import Iterable
 
 import humanize
 
-from cdl_tui.core.problems import Problem, current_problems
-from cdl_tui.core.snapshot import ActiveView, EngineSnapshot, HistoryEntry, Totals
-from cdl_tui.core.states import FileState, Outcome
+from cdl_tui.core.model.states import FileState, Outcome
+from cdl_tui.core.model.views import (
+    ActiveView,
+    EngineSnapshot,
+    HistoryEntry,
+    Problem,
+    Totals,
+    current_problems,
+)
 
 PENDING_SHOWN = 20
 

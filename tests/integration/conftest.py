@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from cdl_tui.core.api import FarmClient
-from cdl_tui.core.credentials import credentials_from_text
 from cdl_tui.core.engine import Engine, EngineConfig
-from cdl_tui.core.jobspec import parse_job_specs
+from cdl_tui.core.farm.api import FarmClient
+from cdl_tui.core.farm.credentials import credentials_from_text
+from cdl_tui.core.model.jobspec import parse_job_specs
 from cdl_tui.farm.db import FarmStore
 
 

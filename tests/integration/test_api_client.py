@@ -5,10 +5,10 @@ import threading
 
 import pytest
 
-from cdl_tui.core.api import FarmClient
-from cdl_tui.core.credentials import credentials_from_text
-from cdl_tui.core.errors import ApiError, AuthError
-from cdl_tui.core.retry import RetryPolicy
+from cdl_tui.core.farm.api import FarmClient
+from cdl_tui.core.farm.credentials import credentials_from_text
+from cdl_tui.core.farm.retry import RetryPolicy
+from cdl_tui.core.model.errors import ApiError, AuthError
 
 FAST_RETRY = RetryPolicy(max_attempts=8, base_delay=0.01, max_delay=0.05, max_elapsed=20)
 

@@ -4,7 +4,7 @@ from dataclasses import astuple
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from cdl_tui.core.transfer import is_temp_name
+from cdl_tui.core.files.transfer import is_temp_name
 
 from .conftest import wait_for
 from .test_engine import run_to_end

@@ -6,8 +6,9 @@ import time
 
 import pytest
 
-from cdl_tui.core import faults
-from cdl_tui.core.events import (
+from cdl_tui.core.files.transfer import RESUME_MIN
+from cdl_tui.core.model import faults
+from cdl_tui.core.model.events import (
     DownloadDone,
     DownloadQueued,
     DownloadStarted,
@@ -16,9 +17,8 @@ from cdl_tui.core.events import (
     FileDone,
     FileStateChanged,
 )
-from cdl_tui.core.jobspec import parse_job_specs
-from cdl_tui.core.states import FileState, Outcome
-from cdl_tui.core.transfer import RESUME_MIN
+from cdl_tui.core.model.jobspec import parse_job_specs
+from cdl_tui.core.model.states import FileState, Outcome
 
 from .conftest import farm_files, files_on_disk, temp_files, wait_for
 
@@ -430,7 +430,7 @@ def test_regex_keeps_only_matching_files(start_farm, make_engine, tmp_path):
 
 
 def test_permissions_are_applied(start_farm, make_engine, tmp_path):
-    from cdl_tui.core.transfer import Permissions
+    from cdl_tui.core.files.transfer import Permissions
 
     farm = start_farm(jobs=1, tasks=1, files=1)
     old = os.umask(0o077)

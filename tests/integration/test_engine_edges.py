@@ -5,12 +5,12 @@ import os
 import signal
 import time
 
-from cdl_tui.core.api import FarmClient
-from cdl_tui.core.credentials import credentials_from_text
-from cdl_tui.core.destination import output_dir_problem
 from cdl_tui.core.engine import Engine, EngineConfig
-from cdl_tui.core.jobspec import parse_job_specs
-from cdl_tui.core.retry import RetryPolicy
+from cdl_tui.core.farm.api import FarmClient
+from cdl_tui.core.farm.credentials import credentials_from_text
+from cdl_tui.core.farm.retry import RetryPolicy
+from cdl_tui.core.files.destination import output_dir_problem
+from cdl_tui.core.model.jobspec import parse_job_specs
 
 from .conftest import farm_files, files_on_disk, wait_for
 

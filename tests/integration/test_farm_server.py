@@ -10,8 +10,8 @@ import time
 import httpx
 import pytest
 
-from cdl_tui.core.api import FarmClient
-from cdl_tui.core.credentials import credentials_from_text
+from cdl_tui.core.farm.api import FarmClient
+from cdl_tui.core.farm.credentials import credentials_from_text
 from cdl_tui.farm.content import ContentPool
 from cdl_tui.farm.db import FarmStore
 
@@ -52,8 +52,8 @@ def test_two_concurrent_pollers_never_get_the_same_download(start_farm):
 
 POLLER = """
 import sys, json
-from cdl_tui.core.api import FarmClient
-from cdl_tui.core.credentials import credentials_from_text
+from cdl_tui.core.farm.api import FarmClient
+from cdl_tui.core.farm.credentials import credentials_from_text
 client = FarmClient(sys.argv[1], credentials_from_text(sys.argv[2], "t"))
 ids = []
 while True:

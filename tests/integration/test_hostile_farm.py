@@ -19,10 +19,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from cdl_tui.core.api import ApiLimits, FarmClient
-from cdl_tui.core.credentials import credentials_from_text
-from cdl_tui.core.errors import TransientError
-from cdl_tui.core.retry import RetryPolicy
+from cdl_tui.core.farm.api import ApiLimits, FarmClient
+from cdl_tui.core.farm.credentials import credentials_from_text
+from cdl_tui.core.farm.retry import RetryPolicy
+from cdl_tui.core.model.errors import TransientError
 
 TOKEN = "hostile-test-token-5f3a9c"
 CONTENT = b"frame bytes " * 1000

@@ -7,8 +7,8 @@ import threading
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
-from cdl_tui.core.api import FARM_PROBLEM
-from cdl_tui.core.problems import Severity, current_problems
+from cdl_tui.core.farm.api import FARM_PROBLEM
+from cdl_tui.core.state.problems import Severity, current_problems
 
 from .conftest import wait_for
 from .test_hostile_farm import CONTENT, TOKEN, listing

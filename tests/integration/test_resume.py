@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from cdl_tui.core import transfer
-from cdl_tui.core.api import FarmClient
-from cdl_tui.core.credentials import credentials_from_text
-from cdl_tui.core.journal import Journal
+from cdl_tui.core.farm.api import FarmClient
+from cdl_tui.core.farm.credentials import credentials_from_text
+from cdl_tui.core.files import transfer
+from cdl_tui.core.files.journal import Journal
 from cdl_tui.farm.content import ContentPool
 
 from .conftest import farm_files, files_on_disk, temp_files, wait_for
@@ -327,8 +327,8 @@ def test_a_failing_hook_is_logged_and_harmless(start_farm, make_engine, tmp_path
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from cdl_tui.core.models import RemoteFile
-from cdl_tui.core.transfer import destination_lock, target_at
+from cdl_tui.core.model.models import RemoteFile
+from cdl_tui.core.files.transfer import destination_lock, target_at
 remote = RemoteFile("http://x/", "1B2M2Y8AsgTpgAmY7PhCfg==", "f.exr", 0)
 with target_at(Path(sys.argv[1])) as target, destination_lock(target, remote):
     print("locked", flush=True)
@@ -363,7 +363,7 @@ def md5_of(data: bytes) -> str:
 def test_a_partial_holding_every_byte_is_checked_and_gets_the_configured_mode(
     start_farm, make_engine, tmp_path
 ):
-    from cdl_tui.core.transfer import Permissions
+    from cdl_tui.core.files.transfer import Permissions
 
     farm = start_farm(jobs=1, tasks=1, files=1, size=200_000)
     job = farm.job_ids[0]

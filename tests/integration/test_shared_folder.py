@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from cdl_tui.core import transfer
-from cdl_tui.core.api import FarmClient
-from cdl_tui.core.credentials import credentials_from_text
-from cdl_tui.core.states import FileState, Outcome
+from cdl_tui.core.farm.api import FarmClient
+from cdl_tui.core.farm.credentials import credentials_from_text
+from cdl_tui.core.files import transfer
+from cdl_tui.core.model.states import FileState, Outcome
 
 from .conftest import farm_files, files_on_disk, temp_files
 

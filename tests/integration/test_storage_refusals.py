@@ -10,10 +10,9 @@ import time
 import httpx
 import pytest
 
-from cdl_tui.core.fetchers import Fetcher
-from cdl_tui.core.folders import open_folder
-from cdl_tui.core.models import RemoteFile
-from cdl_tui.core.transfer import (
+from cdl_tui.core.files.fetchers import Fetcher
+from cdl_tui.core.files.folders import open_folder
+from cdl_tui.core.files.transfer import (
     Progress,
     Target,
     TransferError,
@@ -21,6 +20,7 @@ from cdl_tui.core.transfer import (
     partial_size,
     temp_path_for,
 )
+from cdl_tui.core.model.models import RemoteFile
 
 CONTENT = bytes(range(256)) * 400  # 100 KiB
 
@@ -216,7 +216,7 @@ def test_a_host_that_drips_a_byte_now_and_then_is_cut_as_stalled(hostile_server,
 def test_the_bandwidth_limit_holds_for_files_that_fit_in_one_read(hostile_server, tmp_path):
     """Every read is charged to the limit, the one that completes a file too: 40 files of
     20 KB at 200 KB/s take at least 4 s (a lower bound: a slow machine only adds)."""
-    from cdl_tui.core.throttle import TokenBucket
+    from cdl_tui.core.files.throttle import TokenBucket
 
     small = CONTENT[:20_000]
     md5 = base64.b64encode(hashlib.md5(small).digest()).decode()

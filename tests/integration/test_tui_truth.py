@@ -10,8 +10,8 @@ import time
 from rich.console import Console
 from textual.widgets import Input, TabbedContent
 
+from cdl_tui.core.model.states import Outcome
 from cdl_tui.core.run_report import build_report
-from cdl_tui.core.states import Outcome
 from cdl_tui.tui.screens.modals import BandwidthScreen, ConfirmScreen, HelpScreen, TextScreen
 from cdl_tui.tui.summary import format_final
 from cdl_tui.tui.widgets.header import HeaderBar

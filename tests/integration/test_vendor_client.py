@@ -11,8 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cdl_tui.core.api import FarmClient
-from cdl_tui.core.credentials import credentials_from_text
+from cdl_tui.core.farm.api import FarmClient
+from cdl_tui.core.farm.credentials import credentials_from_text
 
 
 def conductor_command() -> str:

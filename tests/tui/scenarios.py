@@ -11,10 +11,9 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 
-from cdl_tui.core.details import AttemptRecord, DownloadDetail, FileDetail
-from cdl_tui.core.jobspec import JobSpec
-from cdl_tui.core.problems import Problem, Severity
-from cdl_tui.core.snapshot import (
+from cdl_tui.core.model.jobspec import JobSpec
+from cdl_tui.core.model.states import FileState, Outcome
+from cdl_tui.core.model.views import (
     ActiveView,
     EngineSnapshot,
     FailedView,
@@ -24,7 +23,8 @@ from cdl_tui.core.snapshot import (
     PendingView,
     Totals,
 )
-from cdl_tui.core.states import FileState, Outcome
+from cdl_tui.core.state.details import AttemptRecord, DownloadDetail, FileDetail
+from cdl_tui.core.state.problems import Problem, Severity
 
 T0 = 1_795_000_000.0  # a fixed "now" (2026-11-18 in UTC)
 MIB = 1 << 20

@@ -10,10 +10,10 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from cdl_tui.core.api import FARM_PROBLEM, FarmClient
-from cdl_tui.core.credentials import credentials_from_text
-from cdl_tui.core.problems import ProblemHandler, ProblemLog, current_problems
-from cdl_tui.core.retry import RetryPolicy
+from cdl_tui.core.farm.api import FARM_PROBLEM, FarmClient
+from cdl_tui.core.farm.credentials import credentials_from_text
+from cdl_tui.core.farm.retry import RetryPolicy
+from cdl_tui.core.state.problems import ProblemHandler, ProblemLog, current_problems
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import time
 import httpx
 import pytest
 
-from cdl_tui.core.api import FarmClient
-from cdl_tui.core.credentials import credentials_from_text
-from cdl_tui.core.errors import TransientError
-from cdl_tui.core.retry import RetryPolicy
+from cdl_tui.core.farm.api import FarmClient
+from cdl_tui.core.farm.credentials import credentials_from_text
+from cdl_tui.core.farm.retry import RetryPolicy
+from cdl_tui.core.model.errors import TransientError
 
 
 def stub_farm(failures: int) -> tuple[FarmClient, list[str]]:

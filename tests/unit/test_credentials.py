@@ -6,15 +6,15 @@ import logging
 
 import pytest
 
-from cdl_tui.core.credentials import (
+from cdl_tui.core.farm.credentials import (
     BearerToken,
     VendorKey,
     VendorTokenExchange,
     credentials_from_file,
     credentials_from_text,
 )
-from cdl_tui.core.errors import AuthError, ConfigError
-from cdl_tui.core.secrets import Secret, SecretScrubber, scrub
+from cdl_tui.core.model.errors import AuthError, ConfigError
+from cdl_tui.core.model.secrets import Secret, SecretScrubber, scrub
 
 PRIVATE = "pk-SUPER-SECRET-4711"
 VENDOR_JSON = json.dumps({"client_id": "studio-a", "private_key": PRIVATE})

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from cdl_tui.core.destination import DestinationPolicy, output_dir_problem, plan_files
-from cdl_tui.core.models import parse_download
-from cdl_tui.core.paths import UnsafePath
+from cdl_tui.core.files.destination import DestinationPolicy, output_dir_problem, plan_files
+from cdl_tui.core.model.models import parse_download
+from cdl_tui.core.model.paths import UnsafePath
 
 MD5 = "1B2M2Y8AsgTpgAmY7PhCfg=="
 
@@ -163,9 +163,9 @@ def test_the_root_may_not_exist_yet(tmp_path):
 def test_an_output_folder_on_storage_that_is_away_is_a_warning_not_an_error(tmp_path, monkeypatch):
     import errno
 
-    from cdl_tui.core import destination
-    from cdl_tui.core.errors import ConfigError
-    from cdl_tui.core.transfer import Permissions
+    from cdl_tui.core.files import destination
+    from cdl_tui.core.files.transfer import Permissions
+    from cdl_tui.core.model.errors import ConfigError
 
     def away(path, permissions, **kw):
         raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
@@ -183,7 +183,7 @@ def test_an_output_folder_on_storage_that_is_away_is_a_warning_not_an_error(tmp_
 
 
 def test_mirrored_output_dirs_never_collide():
-    from cdl_tui.core.destination import mirrored
+    from cdl_tui.core.files.destination import mirrored
 
     pairs = [
         ("C:\\r\\x", "/C/r/x"),
@@ -211,7 +211,7 @@ def test_an_output_dir_that_is_no_usable_path_falls_back_without_an_error(tmp_pa
 
 
 def test_the_checked_real_path_is_the_root_used(tmp_path):
-    from cdl_tui.core.destination import check_output_dir
+    from cdl_tui.core.files.destination import check_output_dir
 
     (tmp_path / "real").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "real", target_is_directory=True)

@@ -4,7 +4,9 @@ import base64
 
 import pytest
 
-from cdl_tui.core.details import (
+from cdl_tui.core.model.models import RejectedDownload, parse_download
+from cdl_tui.core.model.secrets import register_secret
+from cdl_tui.core.state.details import (
     FILE_QUEUED,
     MAX_ATTEMPTS_KEPT,
     DetailBook,
@@ -14,9 +16,7 @@ from cdl_tui.core.details import (
     url_hosts,
     wire_text,
 )
-from cdl_tui.core.models import RejectedDownload, parse_download
-from cdl_tui.core.pending import QueuedDownload
-from cdl_tui.core.secrets import register_secret
+from cdl_tui.core.state.scheduler import QueuedDownload
 
 MD5 = base64.b64encode(bytes(16)).decode()
 

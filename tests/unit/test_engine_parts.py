@@ -5,12 +5,12 @@ import time
 
 import pytest
 
-from cdl_tui.core import faults
-from cdl_tui.core.events import DownloadDone, EventBus, FileStateChanged
-from cdl_tui.core.models import parse_download
-from cdl_tui.core.pending import PendingQueue, QueuedDownload
-from cdl_tui.core.snapshot import ActiveView, FileView, RateMeter
-from cdl_tui.core.states import FileState, Outcome
+from cdl_tui.core.model import faults
+from cdl_tui.core.model.events import DownloadDone, EventBus, FileStateChanged
+from cdl_tui.core.model.models import parse_download
+from cdl_tui.core.model.states import FileState, Outcome
+from cdl_tui.core.model.views import ActiveView, FileView, RateMeter
+from cdl_tui.core.state.scheduler import PendingQueue, QueuedDownload
 from cdl_tui.tui.summary import active_block, duration, size
 
 
@@ -193,8 +193,8 @@ def test_summary_shows_the_legacy_information():
 
 
 def test_the_disk_guard_counts_files_in_place_only_when_room_is_tight(tmp_path):
-    from cdl_tui.core.diskguard import DiskGuard, WaitForDisk
-    from cdl_tui.core.models import RemoteFile
+    from cdl_tui.core.files.diskguard import DiskGuard, WaitForDisk
+    from cdl_tui.core.model.models import RemoteFile
 
     files = []
     for n in range(4):
@@ -217,7 +217,7 @@ def test_the_disk_guard_counts_files_in_place_only_when_room_is_tight(tmp_path):
 
 
 def test_the_disk_margin_scales_down_on_a_small_filesystem(tmp_path):
-    from cdl_tui.core.diskguard import DiskGuard, WaitForDisk
+    from cdl_tui.core.files.diskguard import DiskGuard, WaitForDisk
 
     small = DiskGuard(256 << 20, probe=lambda p: 50 << 20, capacity=lambda p: 100 << 20)
     small.reserve(tmp_path, 112)  # 50 MB free on a 100 MB filesystem: room for 112 bytes
@@ -230,7 +230,7 @@ def test_the_disk_margin_scales_down_on_a_small_filesystem(tmp_path):
 def test_a_failed_heartbeat_round_does_not_end_the_heartbeats():
     from types import SimpleNamespace
 
-    from cdl_tui.core.heartbeat import Heartbeat
+    from cdl_tui.core.run.heartbeat import Heartbeat
 
     beats = []
     rounds = iter([RuntimeError("a bug"), [("item", 5)]])
@@ -256,9 +256,9 @@ def test_a_failed_heartbeat_round_does_not_end_the_heartbeats():
 
 
 def test_a_worker_that_fails_outside_a_download_stops_the_run_loudly(monkeypatch, caplog):
-    from cdl_tui.core.api import FarmClient
-    from cdl_tui.core.credentials import credentials_from_text
     from cdl_tui.core.engine import EXIT_FAILED, Engine, EngineConfig
+    from cdl_tui.core.farm.api import FarmClient
+    from cdl_tui.core.farm.credentials import credentials_from_text
 
     client = FarmClient("http://127.0.0.1:9", credentials_from_text("token-12345", "t"))
     engine = Engine(client, EngineConfig(reporting=False))

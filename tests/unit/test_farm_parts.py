@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from cdl_tui.core.units import parse_size
+from cdl_tui.core.model.units import parse_size
 from cdl_tui.farm.app import BadRequest, decode_cursor, encode_cursor
 from cdl_tui.farm.content import POOL_SIZE, ContentPool
 from cdl_tui.farm.faults import parse_faults

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from cdl_tui.core.folders import FolderTree, LinkRefused, open_folder
+from cdl_tui.core.files.folders import FolderTree, LinkRefused, open_folder
 
 
 def open_fds() -> int:

@@ -1,7 +1,7 @@
 import pytest
 
-from cdl_tui.core.errors import JobSpecError
-from cdl_tui.core.jobspec import JobSpec, parse_job_spec, parse_job_specs
+from cdl_tui.core.model.errors import JobSpecError
+from cdl_tui.core.model.jobspec import JobSpec, parse_job_spec, parse_job_specs
 
 
 @pytest.mark.parametrize(

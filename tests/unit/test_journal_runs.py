@@ -5,9 +5,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from cdl_tui.core.journal import Journal
-from cdl_tui.core.snapshot import HistoryEntry
-from cdl_tui.core.states import Outcome
+from cdl_tui.core.files.journal import Journal
+from cdl_tui.core.model.states import Outcome
+from cdl_tui.core.model.views import HistoryEntry
 
 OLD_HISTORY = """
 CREATE TABLE history (

@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from cdl_tui.core.errors import InvalidDownload
-from cdl_tui.core.models import parse_download, parse_downloads
+from cdl_tui.core.model.errors import InvalidDownload
+from cdl_tui.core.model.models import parse_download, parse_downloads
 
 MD5 = base64.b64encode(hashlib.md5(b"x").digest()).decode()
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from cdl_tui.core.problems import (
+from cdl_tui.core.model.secrets import register_secret
+from cdl_tui.core.state.problems import (
     FLEETING,
     ProblemHandler,
     ProblemLog,
@@ -12,7 +13,6 @@ from cdl_tui.core.problems import (
     current_problems,
     one_line,
 )
-from cdl_tui.core.secrets import register_secret
 
 
 class Clock:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from cdl_tui.core.reporter import Report, Reporter
+from cdl_tui.core.farm.reporter import Report, Reporter
 
 
 def status(download_id: str, state: str, **kw) -> Report:

@@ -2,8 +2,8 @@ import random
 
 import pytest
 
-from cdl_tui.core.errors import ApiError, TransientError
-from cdl_tui.core.retry import Retrier, RetryPolicy
+from cdl_tui.core.farm.retry import Retrier, RetryPolicy
+from cdl_tui.core.model.errors import ApiError, TransientError
 
 
 class Recorder:

@@ -1,4 +1,4 @@
-from cdl_tui.core.states import FileState, Outcome, file_outcome
+from cdl_tui.core.model.states import FileState, Outcome, file_outcome
 
 
 def test_file_states_map_to_the_farms_statuses_as_the_legacy_client_did():

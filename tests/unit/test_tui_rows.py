@@ -9,8 +9,8 @@ from dataclasses import replace
 import pytest
 from rich.text import Text
 
-from cdl_tui.core.problems import Problem, Severity
-from cdl_tui.core.snapshot import (
+from cdl_tui.core.model.states import FileState, Outcome
+from cdl_tui.core.model.views import (
     ActiveView,
     EngineSnapshot,
     FailedView,
@@ -19,7 +19,7 @@ from cdl_tui.core.snapshot import (
     PendingView,
     Totals,
 )
-from cdl_tui.core.states import FileState, Outcome
+from cdl_tui.core.state.problems import Problem, Severity
 from cdl_tui.tui.summary import failed_words, format_summary, total_line
 from cdl_tui.tui.widgets import rows
 from cdl_tui.tui.widgets.header import header_lines

@@ -19,19 +19,19 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Input, Static, TabbedContent, TabPane
 
-from cdl_tui.core.details import DownloadDetail
-from cdl_tui.core.events import EventBus
-from cdl_tui.core.jobspec import JobSpec
-from cdl_tui.core.problems import current_problems
-from cdl_tui.core.snapshot import (
+from cdl_tui.core.model.events import EventBus
+from cdl_tui.core.model.jobspec import JobSpec
+from cdl_tui.core.model.states import Outcome
+from cdl_tui.core.model.views import (
     ActiveView,
     EngineSnapshot,
     FailedView,
     HistoryEntry,
     JobView,
     PendingView,
+    current_problems,
 )
-from cdl_tui.core.states import Outcome
+from cdl_tui.core.state.details import DownloadDetail
 from cdl_tui.tui import detail as describe
 from cdl_tui.tui.summary import size
 from cdl_tui.tui.widgets import rows

@@ -13,9 +13,9 @@ from textual.screen import ModalScreen
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, Static
 
-from cdl_tui.core.errors import JobSpecError
-from cdl_tui.core.jobspec import JobSpec, parse_job_specs
-from cdl_tui.core.units import parse_size
+from cdl_tui.core.model.errors import JobSpecError
+from cdl_tui.core.model.jobspec import JobSpec, parse_job_specs
+from cdl_tui.core.model.units import parse_size
 from cdl_tui.tui.summary import size
 
 

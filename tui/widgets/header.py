@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from cdl_tui.core.snapshot import EngineSnapshot
+from cdl_tui.core.model.views import EngineSnapshot
 from cdl_tui.tui.summary import rate, size
 
 from .lines import TextLines

@@ -6,7 +6,7 @@ import time
 
 from rich.text import Text
 
-from cdl_tui.core.snapshot import (
+from cdl_tui.core.model.views import (
     ActiveView,
     EngineSnapshot,
     FailedView,

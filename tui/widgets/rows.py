@@ -6,8 +6,8 @@ import time
 
 from rich.text import Text
 
-from cdl_tui.core.snapshot import ActiveView, FailedView, FileView, HistoryEntry, PendingView
-from cdl_tui.core.states import FileState, Outcome
+from cdl_tui.core.model.states import FileState, Outcome
+from cdl_tui.core.model.views import ActiveView, FailedView, FileView, HistoryEntry, PendingView
 from cdl_tui.tui.summary import size
 
 OUTCOME_STYLE = {

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 from rich.text import Text
 
-from cdl_tui.core.problems import Severity, current_problems
-from cdl_tui.core.snapshot import EngineSnapshot
+from cdl_tui.core.model.views import EngineSnapshot, Severity, current_problems
 
 from .lines import TextLines
 from .rows import clock_time

@@ -11,10 +11,40 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from enum import Enum
 from functools import cached_property
 
-from .problems import Problem
 from .states import FileState, Outcome
+
+FLEETING = 60.0  # seconds a problem without a key stays current
+
+
+class Severity(str, Enum):
+    WARNING = "warning"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    severity: Severity
+    text: str
+    first_at: float  # wall clock
+    last_at: float
+    count: int = 1  # how many times it happened (repeats merge)
+    key: str | None = None  # standing until cleared, e.g. "farm", "job 08285"
+    retry_at: float | None = None  # wall clock of the next try, if one is planned
+    cleared_at: float | None = None
+
+    def current(self, now: float) -> bool:
+        """Does it still matter at `now`?"""
+        if self.cleared_at is not None:
+            return False
+        return self.key is not None or now - self.last_at < FLEETING
+
+
+def current_problems(problems: tuple[Problem, ...], now: float) -> list[Problem]:
+    """The problems that still matter, newest first."""
+    return [p for p in problems if p.current(now)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from .jobspec import JobSpec
-from .models import DownloadBatch
-from .snapshot import JobView
-from .states import Outcome
+from cdl_tui.core.model.jobspec import JobSpec
+from cdl_tui.core.model.models import DownloadBatch
+from cdl_tui.core.model.states import Outcome
+from cdl_tui.core.model.views import JobView
 
 
 @dataclass(eq=False)

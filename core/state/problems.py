@@ -17,42 +17,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from enum import Enum
+from dataclasses import replace
 
-from .secrets import scrub
+from cdl_tui.core.model.secrets import scrub
+from cdl_tui.core.model.views import FLEETING, Problem, Severity, current_problems
 
-FLEETING = 60.0  # seconds a problem without a key stays current
+__all__ = ["FLEETING", "Problem", "ProblemHandler", "ProblemLog", "Severity", "current_problems"]
+
 LIMIT = 200  # entries kept
 STANDING = 2000  # more entries kept while they still matter
-
-
-class Severity(str, Enum):
-    WARNING = "warning"
-    ERROR = "error"
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    severity: Severity
-    text: str
-    first_at: float  # wall clock
-    last_at: float
-    count: int = 1  # how many times it happened (repeats merge)
-    key: str | None = None  # standing until cleared, e.g. "farm", "job 08285"
-    retry_at: float | None = None  # wall clock of the next try, if one is planned
-    cleared_at: float | None = None
-
-    def current(self, now: float) -> bool:
-        """Does it still matter at `now`?"""
-        if self.cleared_at is not None:
-            return False
-        return self.key is not None or now - self.last_at < FLEETING
-
-
-def current_problems(problems: tuple[Problem, ...], now: float) -> list[Problem]:
-    """The problems that still matter, newest first."""
-    return [p for p in problems if p.current(now)]
 
 
 class ProblemLog:

@@ -18,16 +18,10 @@ from pathlib import Path, PurePosixPath
 from stat import S_ISDIR, S_ISREG
 from typing import TYPE_CHECKING
 
-from .destination import plan_files
-from .diskguard import WaitForDisk
-from .errors import AuthError, CdlError
-from .events import DownloadStarted
-from .folders import Folder, FolderTree, LinkRefused
-from .models import Download, RemoteFile
-from .paths import UnsafePath
-from .pending import QueuedDownload
-from .states import FileState
-from .transfer import (
+from cdl_tui.core.files.destination import plan_files
+from cdl_tui.core.files.diskguard import WaitForDisk
+from cdl_tui.core.files.folders import Folder, FolderTree, LinkRefused
+from cdl_tui.core.files.transfer import (
     DestinationBusy,
     Progress,
     StopRequested,
@@ -39,9 +33,15 @@ from .transfer import (
     partial_bytes,
     remove_partial,
 )
+from cdl_tui.core.model.errors import AuthError, CdlError
+from cdl_tui.core.model.events import DownloadStarted
+from cdl_tui.core.model.models import Download, RemoteFile
+from cdl_tui.core.model.paths import UnsafePath
+from cdl_tui.core.model.states import FileState
+from cdl_tui.core.state.scheduler import QueuedDownload
 
 if TYPE_CHECKING:
-    from .engine import ActiveDownload, ActiveFile, Engine
+    from cdl_tui.core.engine import ActiveDownload, ActiveFile, Engine
 
 log = logging.getLogger("cdl.worker")
 

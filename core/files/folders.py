@@ -24,7 +24,7 @@ import stat
 from collections import OrderedDict
 from pathlib import Path, PurePosixPath
 
-from .faults import maybe_fail
+from cdl_tui.core.model.faults import maybe_fail
 
 O_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: a FIFO planted at one of our names must not hang the open.

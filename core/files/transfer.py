@@ -33,13 +33,14 @@ from pathlib import Path
 
 import httpx
 
-from .errors import CdlError, certificate_problem
-from .faults import maybe_fail
+from cdl_tui.core.model.errors import CdlError, certificate_problem
+from cdl_tui.core.model.faults import maybe_fail
+from cdl_tui.core.model.models import RemoteFile
+from cdl_tui.core.model.paths import MAX_NAME_BYTES
+from cdl_tui.core.model.secrets import scrub
+
 from .fetchers import PIPELINE_MIN, BodySource, Fetcher, HashPipeline
 from .folders import O_SAFE, Folder, apply_mode, open_folder
-from .models import RemoteFile
-from .paths import MAX_NAME_BYTES
-from .secrets import scrub
 
 HASH_BLOCK = 4 << 20
 # A shutdown keeps a partial file this big or bigger for the next run to resume; smaller

@@ -22,7 +22,7 @@ import subprocess
 import threading
 from collections.abc import Mapping
 
-from .secrets import holds_secret
+from cdl_tui.core.model.secrets import holds_secret
 
 log = logging.getLogger("cdl.hooks")
 

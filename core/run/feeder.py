@@ -16,14 +16,14 @@ import time
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from .api import FARM_PROBLEM, MAX_NEXT_COUNT
-from .errors import ApiError, AuthError, TransientError
-from .events import FeederIdle, JobListed
-from .jobs import JobTracker
-from .models import RejectedDownload
+from cdl_tui.core.farm.api import FARM_PROBLEM, MAX_NEXT_COUNT
+from cdl_tui.core.model.errors import ApiError, AuthError, TransientError
+from cdl_tui.core.model.events import FeederIdle, JobListed
+from cdl_tui.core.model.models import RejectedDownload
+from cdl_tui.core.state.jobs import JobTracker
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from cdl_tui.core.engine import Engine
 
 log = logging.getLogger("cdl.feeder")
 

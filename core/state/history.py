@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from itertools import islice
 
-from .snapshot import HistoryEntry
+from cdl_tui.core.model.views import HistoryEntry
 
 
 class History:

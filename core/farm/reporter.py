@@ -32,7 +32,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .models import WireId
+from cdl_tui.core.model.models import WireId
 
 log = logging.getLogger("cdl.reporter")
 

@@ -23,8 +23,8 @@ import threading
 import time
 from pathlib import Path
 
-from .snapshot import HistoryEntry
-from .states import Outcome
+from cdl_tui.core.model.states import Outcome
+from cdl_tui.core.model.views import HistoryEntry
 
 log = logging.getLogger("cdl.journal")
 

@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .models import Download
-from .snapshot import PendingView
-from .states import FileState
+from cdl_tui.core.model.models import Download
+from cdl_tui.core.model.states import FileState
+from cdl_tui.core.model.views import PendingView
 
 
 @dataclass(eq=False)

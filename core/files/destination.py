@@ -19,10 +19,11 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from cdl_tui.core.model.errors import ConfigError
+from cdl_tui.core.model.models import Download, RemoteFile
+from cdl_tui.core.model.paths import UnsafePath
+
 from .diskguard import existing_ancestor
-from .errors import ConfigError
-from .models import Download, RemoteFile
-from .paths import UnsafePath
 from .transfer import Permissions, make_dirs
 
 DEFAULT_FALLBACK = Path("~/cdl-downloads")

@@ -5,6 +5,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from cdl_tui.core.config import Settings
+from cdl_tui.core.engine import EngineConfig
+from cdl_tui.core.files.journal import JOURNAL_NAME
+from cdl_tui.core.files.transfer import Permissions
+from cdl_tui.core.model.errors import ConfigError
+from cdl_tui.core.model.jobspec import JobSpec
+
 from .api import (
     ApiLimits,
     FarmClient,
@@ -13,13 +20,7 @@ from .api import (
     normalize_base_url,
     tls_verify_setting,
 )
-from .config import Settings
 from .credentials import Credentials, credentials_from_file, credentials_from_text
-from .engine import EngineConfig
-from .errors import ConfigError
-from .jobspec import JobSpec
-from .journal import JOURNAL_NAME
-from .transfer import Permissions
 
 NO_URL_HELP = (
     "no farm API URL: pass --api-url URL, set CDL_API_URL, put api_url in "

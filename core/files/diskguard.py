@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import CdlError
-from .models import RemoteFile
+from cdl_tui.core.model.errors import CdlError
+from cdl_tui.core.model.models import RemoteFile
+
 from .transfer import partial_size
 
 FreeSpace = Callable[[Path], int]

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .errors import AuthError, ConfigError, TransientError
-from .secrets import MIN_SECRET_LENGTH, Secret
+from cdl_tui.core.model.errors import AuthError, ConfigError, TransientError
+from cdl_tui.core.model.secrets import MIN_SECRET_LENGTH, Secret
 
 log = logging.getLogger("cdl.credentials")
 

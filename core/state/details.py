@@ -17,10 +17,11 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from .models import Download, RejectedDownload, WireId
-from .pending import QueuedDownload
-from .secrets import scrub
-from .states import Outcome
+from cdl_tui.core.model.models import Download, RejectedDownload, WireId
+from cdl_tui.core.model.secrets import scrub
+from cdl_tui.core.model.states import Outcome
+
+from .scheduler import QueuedDownload
 
 MAX_ATTEMPTS_KEPT = 20  # attempts a record keeps, the last ones
 DEFAULT_KEEP_FINISHED = 20_000  # finished Downloads whose details are kept, if history_size is None

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .version import user_agent
+from cdl_tui.core.model.version import user_agent
 
 BUFFER = 1 << 20  # bytes per read (and per hashing hand-off)
 RING = 4  # buffers per worker thread: reading, writing, hashing overlap

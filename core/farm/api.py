@@ -24,6 +24,19 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from cdl_tui.core.model.errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    TlsError,
+    TransientError,
+    certificate_problem,
+)
+from cdl_tui.core.model.faults import maybe_fail
+from cdl_tui.core.model.models import DownloadBatch, WireId, parse_downloads
+from cdl_tui.core.model.secrets import guard_third_party_loggers, scrub
+from cdl_tui.core.model.version import user_agent
+
 from .credentials import (
     OAUTH_PATH,
     OAUTH_SCOPE,
@@ -33,19 +46,7 @@ from .credentials import (
     TokenSource,
     VendorTokenExchange,
 )
-from .errors import (
-    ApiError,
-    AuthError,
-    ConfigError,
-    TlsError,
-    TransientError,
-    certificate_problem,
-)
-from .faults import maybe_fail
-from .models import DownloadBatch, WireId, parse_downloads
 from .retry import Retrier, RetryPolicy
-from .secrets import guard_third_party_loggers, scrub
-from .version import user_agent
 
 log = logging.getLogger("cdl.api")
 

@@ -13,7 +13,7 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from cdl_tui.core.engine import Engine
 
 log = logging.getLogger("cdl.heartbeat")
 

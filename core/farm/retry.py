@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from .errors import TransientError
+from cdl_tui.core.model.errors import TransientError
 
 log = logging.getLogger("cdl.retry")
 
