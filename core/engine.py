@@ -25,7 +25,6 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from stat import S_ISREG
 
 from cdl_tui.core.farm.api import FARM_PROBLEM, FarmClient
 from cdl_tui.core.farm.reporter import Report, Reporter
@@ -35,7 +34,8 @@ from cdl_tui.core.files.fetchers import Fetcher
 from cdl_tui.core.files.journal import Journal
 from cdl_tui.core.files.sweep import sweep_stale_temps
 from cdl_tui.core.files.throttle import TokenBucket
-from cdl_tui.core.files.transfer import DestinationBusy, Permissions, StopRequested, temp_path_for
+from cdl_tui.core.files.transfer import Permissions, StopRequested
+from cdl_tui.core.files.verified import VerifiedFiles
 from cdl_tui.core.model.errors import AuthError, CdlError
 from cdl_tui.core.model.events import (
     DownloadCancelled,
@@ -53,26 +53,22 @@ from cdl_tui.core.model.events import (
     JobDone,
 )
 from cdl_tui.core.model.jobspec import JobSpec
-from cdl_tui.core.model.models import Download, RejectedDownload, RemoteFile, WireId
+from cdl_tui.core.model.models import Download, RejectedDownload, WireId
 from cdl_tui.core.model.secrets import scrub
 from cdl_tui.core.model.states import FileState, Outcome, file_outcome
 from cdl_tui.core.model.views import (
-    ActiveView,
     EngineSnapshot,
     FailedView,
-    FileView,
     HistoryEntry,
     RateMeter,
     Totals,
 )
 from cdl_tui.core.run.hooks import JobDoneHook
+from cdl_tui.core.state.active import ActiveDownload, ActiveFile, ActiveSet
 from cdl_tui.core.state.details import (
     DEFAULT_KEEP_FINISHED,
-    FILE_QUEUED,
     DetailBook,
     DownloadDetail,
-    DownloadRecord,
-    FileDetail,
     refused_detail,
 )
 from cdl_tui.core.state.history import History
@@ -140,86 +136,9 @@ class EngineConfig:
         return "daemon" if self.daemon else "jobs"
 
 
-@dataclass(eq=False)
-class ActiveFile:
-    remote: RemoteFile
-    dest: Path
-    state: FileState = FileState.QUEUED
-    done: int = 0
-    detail: str = ""
-
-    def view(self) -> FileView:
-        return FileView(
-            path=self.remote.relative_path,
-            size=self.remote.size,
-            state=self.state,
-            done=self.done,
-            detail=self.detail,
-        )
-
-    def file_detail(self, *, running: bool) -> FileDetail:
-        """The file for details(): as it is now (`running`), or as its attempt left it (an
-        unfinished file is queued again; a finished one shows its outcome)."""
-        if running:
-            state = self.state.value
-        elif self.state.finished:
-            state = file_outcome(self.state).value
-        else:
-            state = FILE_QUEUED
-        in_place = self.state.finished and self.state is not FileState.FAILED
-        return FileDetail(
-            relative_path=self.remote.relative_path,
-            final_path=str(self.dest),
-            temp_path="" if in_place else str(temp_path_for(self.dest, self.remote)),
-            size=self.remote.size,
-            md5=self.remote.md5,
-            state=state,
-            reason=self.detail if self.state is FileState.FAILED else "",
-        )
-
-
 def download_problem(download_id: str) -> str:
     """The key of a Download's standing problem (a failed attempt, a wait, giving up)."""
     return f"download {download_id}"
-
-
-@dataclass(eq=False)
-class ActiveDownload:
-    item: QueuedDownload
-    worker: str
-    record: DownloadRecord  # what details() shows of it, attempts and all
-    started_at: float = field(default_factory=time.time)
-    started: float = field(default_factory=time.monotonic)
-    files: list[ActiveFile] = field(default_factory=list)
-    root: Path | None = None
-    done: int = 0
-    paused: bool = False
-    cancelled: bool = False
-    meter: RateMeter = field(default_factory=lambda: RateMeter(seconds=10))
-
-    @property
-    def download(self) -> Download:
-        return self.item.download
-
-    def view(self, paused_all: bool = False) -> ActiveView:
-        """`paused_all`: everything is paused, so this one is too (at its next chunk)."""
-        d = self.download
-        return ActiveView(
-            download_id=d.download_id,
-            job_id=d.job_id,
-            task_id=d.task_id,
-            worker=self.worker,
-            size=d.size,
-            done=self.done,
-            files=tuple(f.view() for f in self.files),
-            started_at=self.started_at,
-            attempt=self.item.attempts + 1,
-            paused=self.paused or paused_all,
-            rate=self.meter.rate(),
-        )
-
-    def file_details(self, *, running: bool) -> tuple[FileDetail, ...]:
-        return tuple(f.file_detail(running=running) for f in self.files)
 
 
 @dataclass
@@ -271,15 +190,15 @@ class Engine:
         self.throttle = TokenBucket(config.max_bandwidth)
         self.fetcher = Fetcher(client.http, lambda: client.tls)
         self.journal = Journal(config.journal) if config.journal else None
+        self.verified = VerifiedFiles(self.journal, md5_cache=config.md5_cache)
         self.hook = JobDoneHook(config.on_job_done) if config.on_job_done else None
         self.stop_event = threading.Event()
         self._regex = re.compile(config.regex) if config.regex else None
         self._lock = threading.RLock()
         self._pause_cond = threading.Condition(self._lock)
-        self._active: dict[str, ActiveDownload] = {}
+        self._active = ActiveSet(self._lock)
         self._given_up: dict[str, _Given] = {}
         self._held: list[QueuedDownload] = []  # failed daemon Downloads whose lease we keep
-        self._claims: dict[str, str] = {}  # final path -> the Download writing it
         self._known: dict[str, Outcome | None] = {}  # every download_id this run has seen
         self._trackers: list[JobTracker] = [JobTracker(spec) for spec in config.jobs]
         self._history = History(config.history_size)
@@ -287,7 +206,6 @@ class Engine:
         self._book = DetailBook(keep)  # what details() shows, of the last `keep` finished
         self._counters = _Counters()
         self._meter = RateMeter()
-        self._verified: dict[str, tuple[int, int, int, str]] = {}  # path -> stat key + md5
         self._warned: set[str] = set()
         self._paused = False
         self._stopping = False
@@ -396,7 +314,7 @@ class Engine:
             if self._shutdown_done:
                 return self.exit_code
             self._shutdown_done = True
-            stragglers = [a.item for a in self._active.values()]
+            stragglers = [a.item for a in self._active.all()]
             held, self._held = self._held, []
         for item in stragglers:
             # Its partial temp files stay: the next run resumes them.
@@ -567,7 +485,7 @@ class Engine:
                 stopping=self._stopping,
                 threads=self._target_threads,
                 busy=len(self._active),
-                active=tuple(a.view(self._paused) for a in self._active.values()),
+                active=self._active.views(self._paused),
                 pending=self.queue.views(),
                 failed=tuple(g.view for g in self._given_up.values()),
                 recent_files=self._history.recent_files(RECENT),
@@ -821,7 +739,7 @@ class Engine:
         with self._lock:
             active = ActiveDownload(item=item, worker=worker, record=self._book.open(item))
             active.record.start_attempt(worker, active.started_at)
-            self._active[item.download_id] = active
+            self._active.add(active)
         return active
 
     def set_files(self, active: ActiveDownload, root: Path, planned) -> None:
@@ -830,27 +748,12 @@ class Engine:
             active.files = [ActiveFile(remote, dest) for remote, dest in planned]
 
     def claim_paths(self, active: ActiveDownload) -> None:
-        """Make this Download the only one in this process writing its final paths.
-
-        Two Downloads of one job can name the same file; without this, both would stream
-        into the same temp file. Raises DestinationBusy naming the other Download.
-        """
-        download_id = active.download.download_id
-        paths = [str(f.dest) for f in active.files]
-        with self._lock:
-            for path in paths:
-                owner = self._claims.get(path)
-                if owner is not None and owner != download_id:
-                    raise DestinationBusy(f"{path} is being written by download {owner}")
-            for path in paths:
-                self._claims[path] = download_id
+        """Make this Download the only one in this process writing its final paths (two
+        Downloads of one job can name the same file). Raises DestinationBusy."""
+        self._active.claim_paths(active)
 
     def release_paths(self, active: ActiveDownload) -> None:
-        download_id = active.download.download_id
-        with self._lock:
-            for afile in active.files:
-                if self._claims.get(str(afile.dest)) == download_id:
-                    del self._claims[str(afile.dest)]
+        self._active.release_paths(active)
 
     def warn_once(self, key: str, message: str) -> None:
         """Log a warning the first time `key` comes up (e.g. a fallback output folder)."""
@@ -905,30 +808,6 @@ class Engine:
                 self._pause_cond.wait(left)
         raise StopRequested("cancelled" if active.cancelled else "stopping")
 
-    def trusted(self, dest: Path, remote: RemoteFile, st: os.stat_result | None) -> bool:
-        """True if this run verified `dest` already and it has not changed since (`st`:
-        the entry as it is now, a link not followed; None if there is none)."""
-        key = self._verified.get(str(dest))
-        if key is None or key[3] != remote.md5 or st is None or not S_ISREG(st.st_mode):
-            return False
-        return key[:3] == (st.st_size, st.st_mtime_ns, st.st_ino)
-
-    def remember_verified(self, dest: Path, remote: RemoteFile, st: os.stat_result | None):
-        """`dest` (whose entry is `st` now) holds the farm's file."""
-        if st is None:
-            return
-        self._verified[str(dest)] = (st.st_size, st.st_mtime_ns, st.st_ino, remote.md5)
-        if self.journal is not None:
-            self.journal.record_verified(dest, remote.md5, st)
-
-    def journal_md5(self, dest: Path, st: os.stat_result | None) -> str | None:
-        """The md5 the journal holds for an unchanged `dest` (None: hash it)."""
-        if self.journal is None or not self.config.md5_cache or st is None:
-            return None
-        if not S_ISREG(st.st_mode):
-            return None
-        return self.journal.cached_md5(dest, st)
-
     def count_hashed(self, size: int) -> None:
         with self._lock:
             self._counters.files_hashed += 1
@@ -959,7 +838,7 @@ class Engine:
     def _park(self, active: ActiveDownload, state: str, reason: str, delay: float) -> None:
         item = active.item
         with self._lock:
-            self._active.pop(item.download_id, None)
+            self._active.pop(item.download_id)
             files = active.file_details(running=False)
             active.record.end_attempt(state.lower(), time.time(), files)
         now = time.monotonic()
@@ -1051,7 +930,9 @@ class Engine:
         if state is None:
             return False
         # A skipped file was never verified (it differs from the farm's by choice).
-        if state is not FileState.SKIPPED and not self.trusted(afile.dest, afile.remote, st):
+        if state is not FileState.SKIPPED and not self.verified.trusted(
+            afile.dest, afile.remote, st
+        ):
             return False
         with self._lock:
             afile.state = state
@@ -1111,7 +992,7 @@ class Engine:
         seconds = time.monotonic() - active.started
         fetched = sum(f.remote.size for f in active.files if f.state is FileState.COMPLETE)
         with self._lock:
-            self._active.pop(d.download_id, None)
+            self._active.pop(d.download_id)
             active.record.end_attempt("done", time.time(), active.file_details(running=False))
             self._book.close(d.download_id, active.record.detail("done", outcome.value, ""))
             self._counters.downloads_done += 1
@@ -1175,7 +1056,7 @@ class Engine:
             extra={"problem": download_problem(d.download_id)},
         )
         with self._lock:
-            self._active.pop(d.download_id, None)
+            self._active.pop(d.download_id)
             files = active.file_details(running=False)
             active.record.end_attempt("failed", time.time(), files, reason)
         self.publish(
@@ -1211,7 +1092,7 @@ class Engine:
     def released(self, active: ActiveDownload) -> None:
         """A worker stopped mid-Download (cancel or shutdown): temp files are gone already."""
         with self._lock:
-            self._active.pop(active.download.download_id, None)
+            self._active.pop(active.download.download_id)
             outcome = "cancelled" if active.cancelled else "given back"
             active.record.end_attempt(outcome, time.time(), active.file_details(running=False))
         if active.cancelled:
@@ -1333,7 +1214,7 @@ class Engine:
         if not self.config.exit_when_done or self.config.daemon:
             return
         with self._lock:
-            if self._drained or self._stopping or self._active or len(self.queue):
+            if self._drained or self._stopping or len(self._active) or len(self.queue):
                 return
             if not all(t.complete or t.error for t in self._trackers):
                 return
@@ -1396,7 +1277,7 @@ class Engine:
         """Every Download whose lease is ours to keep: running, queued, or held."""
         now = time.monotonic()
         with self._lock:
-            items = [(a.item, a.done) for a in self._active.values()]
+            items = [(a.item, a.done) for a in self._active.all()]
             held = list(self._held)
         items += [(item, 0) for item in self.queue.items() if item.leased]
         for item in held:

@@ -38,10 +38,11 @@ from cdl_tui.core.model.events import DownloadStarted
 from cdl_tui.core.model.models import Download, RemoteFile
 from cdl_tui.core.model.paths import UnsafePath
 from cdl_tui.core.model.states import FileState
+from cdl_tui.core.state.active import ActiveDownload, ActiveFile
 from cdl_tui.core.state.scheduler import QueuedDownload
 
 if TYPE_CHECKING:
-    from cdl_tui.core.engine import ActiveDownload, ActiveFile, Engine
+    from cdl_tui.core.engine import Engine
 
 log = logging.getLogger("cdl.worker")
 
@@ -257,7 +258,7 @@ class DownloadRun:
             self._renamed_into.add(_parts(afile)[:-1])
             if resumed:
                 log.info("%s: resumed from byte %d", afile.remote.relative_path, resumed)
-            engine.remember_verified(afile.dest, afile.remote, target.folder.lstat(target.name))
+            engine.verified.remember(afile.dest, afile.remote, target.folder.lstat(target.name))
             engine.file_finished(active, afile, FileState.COMPLETE, time.monotonic() - started)
             return
 
@@ -314,10 +315,10 @@ class DownloadRun:
             # A link (or a FIFO...) is never read or written through: the rename replaces it.
             log.warning("%s is not a regular file; it is replaced", dest)
             return None
-        if engine.trusted(dest, remote, st):
+        if engine.verified.trusted(dest, remote, st):
             return FileState.CACHED
-        if engine.journal_md5(dest, st) == remote.md5:
-            engine.remember_verified(dest, remote, st)  # trusted for the rest of this run
+        if engine.verified.journal_md5(dest, st) == remote.md5:
+            engine.verified.remember(dest, remote, st)  # trusted for the rest of this run
             return FileState.CACHED
         if st is not None and S_ISREG(st.st_mode) and st.st_size == remote.size:
             engine.set_file_state(active, afile, FileState.HASHING)
@@ -337,7 +338,7 @@ class DownloadRun:
                 log.warning("cannot hash %s (%s); fetching it again", dest, _why(exc))
                 digest = None
             if digest == remote.md5:
-                engine.remember_verified(dest, remote, st)
+                engine.verified.remember(dest, remote, st)
                 return FileState.CACHED
         policy = self.config.on_conflict
         if policy == "skip":
