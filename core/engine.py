@@ -63,7 +63,11 @@ from cdl_tui.core.model.views import (
     RateMeter,
     Totals,
 )
+from cdl_tui.core.run.download_run import DownloadRun
+from cdl_tui.core.run.feeder import Feeder
+from cdl_tui.core.run.heartbeat import Heartbeat
 from cdl_tui.core.run.hooks import JobDoneHook
+from cdl_tui.core.run.workers import WorkerPool
 from cdl_tui.core.state.active import ActiveDownload, ActiveFile, ActiveSet
 from cdl_tui.core.state.details import (
     DEFAULT_KEEP_FINISHED,
@@ -215,16 +219,17 @@ class Engine:
         self._started_at = time.time()
         self._started = time.monotonic()
         self._feeder_status = "listing: starting"
-        self._target_threads = max(1, config.threads)
-        self._workers: list[threading.Thread] = []
-        self._retiring = 0
-        self._worker_serial = 0
+        self._workers = WorkerPool(
+            config.threads,
+            self._lock,
+            take=self._take,
+            run=self._run,
+            stopping=lambda: self._stopping,
+            crashed=lambda exc: self.stop(f"internal error in a worker: {exc!r}", EXIT_FAILED),
+        )
         self._shutdown_done = False
         self.problems = ProblemLog()
         self._problem_handler = ProblemHandler(self.problems)
-        from cdl_tui.core.run.feeder import Feeder
-        from cdl_tui.core.run.heartbeat import Heartbeat
-
         self._feeder = Feeder(self)
         self._heartbeat = Heartbeat(self)
 
@@ -254,9 +259,7 @@ class Engine:
             name="sweep",
             daemon=True,
         ).start()
-        with self._lock:
-            for _ in range(self._target_threads):
-                self._spawn_worker()
+        self._workers.start()
         self._feeder.start()
         if self.config.reporting:
             self._heartbeat.start()
@@ -306,7 +309,7 @@ class Engine:
         def left() -> float:
             return max(0.1, deadline - time.monotonic())
 
-        for thread in [*self._workers, self._feeder.thread]:
+        for thread in [*self._workers.threads(), self._feeder.thread]:
             if thread.is_alive():
                 thread.join(left())
         self._heartbeat.stop(left())
@@ -456,18 +459,7 @@ class Engine:
 
     def set_threads(self, count: int) -> int:
         """Change the number of workers while running (at least 1); returns the new count."""
-        count = max(1, min(64, count))
-        with self._lock:
-            self._target_threads = count
-            alive = sum(1 for w in self._workers if w.is_alive()) - self._retiring
-            while alive < count:
-                if self._retiring:
-                    self._retiring -= 1
-                else:
-                    self._spawn_worker()
-                alive += 1
-            if alive > count:
-                self._retiring += alive - count
+        count = self._workers.set_threads(count)
         self.queue.wake()
         return count
 
@@ -483,7 +475,7 @@ class Engine:
                 location=self.config.location,
                 paused=self._paused,
                 stopping=self._stopping,
-                threads=self._target_threads,
+                threads=self._workers.target,
                 busy=len(self._active),
                 active=self._active.views(self._paused),
                 pending=self.queue.views(),
@@ -574,7 +566,7 @@ class Engine:
 
     def daemon_slots(self) -> int:
         """How many more Downloads the daemon may lease (pending at most 2 x threads)."""
-        return 2 * self._target_threads - self.queue.count("daemon")
+        return 2 * self._workers.target - self.queue.count("daemon")
 
     def enqueue(self, download: Download, origin: str, *, leased: bool) -> bool:
         """Queue a Download unless this run has seen it; True if it was queued."""
@@ -1353,50 +1345,16 @@ class Engine:
 
     # -- workers ---------------------------------------------------------------------------
 
-    def _spawn_worker(self) -> None:
-        self._worker_serial += 1
-        name = f"worker-{self._worker_serial}"
-        thread = threading.Thread(target=self._work, name=name, daemon=True)
-        self._workers.append(thread)
-        thread.start()
+    def _take(self) -> QueuedDownload | None:
+        item = self.queue.take(0.5, self.may_start)
+        if item is None:
+            return None
+        if item.origin == "daemon":
+            self._feeder.wake()  # room for one more lease
+        if self._stopping:
+            self.queue.put(item, front=True)
+            return None
+        return item
 
-    def _should_retire(self) -> bool:
-        with self._lock:
-            if self._retiring > 0:
-                self._retiring -= 1
-                # Leave the list now, so set_threads never counts a worker on its way out.
-                me = threading.current_thread()
-                self._workers = [w for w in self._workers if w is not me]
-                return True
-        return False
-
-    def _work(self) -> None:
-        """A worker's life. DownloadRun handles every error of a Download; anything that
-        still escapes is a bug: it is logged with its traceback and the run stops with a
-        clear error (exit 1), rather than the worker vanishing."""
-        try:
-            self._work_loop()
-        except Exception as exc:
-            log.exception("a worker failed")
-            self.stop(f"internal error in a worker: {exc!r}", EXIT_FAILED)
-        finally:
-            with self._lock:
-                me = threading.current_thread()
-                self._workers = [w for w in self._workers if w is not me]
-
-    def _work_loop(self) -> None:
-        from cdl_tui.core.run.download_run import DownloadRun
-
-        name = threading.current_thread().name
-        while not self._stopping:
-            if self._should_retire():
-                break
-            item = self.queue.take(0.5, self.may_start)
-            if item is None:
-                continue
-            if item.origin == "daemon":
-                self._feeder.wake()  # room for one more lease
-            if self._stopping:
-                self.queue.put(item, front=True)
-                break
-            DownloadRun(self, item, name).run()
+    def _run(self, item: QueuedDownload, worker: str) -> None:
+        DownloadRun(self, item, worker).run()

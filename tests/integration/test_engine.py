@@ -379,7 +379,9 @@ def test_add_job_while_running_and_thread_changes(start_farm, make_engine, tmp_p
     wait_for(lambda: engine.snapshot().totals.downloads_done == 10, what="the added job")
     assert engine.snapshot().threads == 5
     assert engine.set_threads(1) == 1
-    wait_for(lambda: sum(t.is_alive() for t in engine._workers) == 1, what="workers to retire")
+    wait_for(
+        lambda: sum(t.is_alive() for t in engine._workers.threads()) == 1, what="workers to retire"
+    )
     engine.stop()
     assert engine.shutdown() == 0
     assert files_on_disk(tmp_path / second) == farm_files(farm.store(), second)

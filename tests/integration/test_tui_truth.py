@@ -285,7 +285,9 @@ def test_enter_opens_the_details_of_active_pending_and_history_rows(
 
     async def scenario(app, pilot):
         active = app.main.query_one(ActiveList)
-        await until(pilot, lambda: active.selected is not None, what="an active row")
+        await until(  # a row whose files are planned (their final paths known)
+            pilot, lambda: active.selected is not None and active.selected.files, what="a row"
+        )
         await pilot.press("enter")
         assert isinstance(app.screen, TextScreen)
         text = modal_text(app.screen)

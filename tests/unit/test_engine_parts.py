@@ -267,7 +267,7 @@ def test_a_worker_that_fails_outside_a_download_stops_the_run_loudly(monkeypatch
         raise RuntimeError("queue bug")
 
     monkeypatch.setattr(engine.queue, "take", broken)
-    engine._work()
+    engine._workers.work()
     assert engine.stopping and "internal error in a worker" in engine.stop_reason
     assert engine.exit_code == EXIT_FAILED
     assert "Traceback" in caplog.text or "queue bug" in caplog.text
