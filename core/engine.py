@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cdl_tui.core.farm.api import FARM_PROBLEM, FarmClient
-from cdl_tui.core.farm.reporter import Report, Reporter
+from cdl_tui.core.farm.leases import Leases
 from cdl_tui.core.files.destination import DEFAULT_FALLBACK, DestinationPolicy
 from cdl_tui.core.files.diskguard import DiskGuard, FreeSpace, free_space
 from cdl_tui.core.files.fetchers import Fetcher
@@ -53,7 +53,7 @@ from cdl_tui.core.model.events import (
     JobDone,
 )
 from cdl_tui.core.model.jobspec import JobSpec
-from cdl_tui.core.model.models import Download, RejectedDownload, WireId
+from cdl_tui.core.model.models import Download, RejectedDownload
 from cdl_tui.core.model.secrets import scrub
 from cdl_tui.core.model.states import FileState, Outcome, file_outcome
 from cdl_tui.core.model.views import (
@@ -65,7 +65,6 @@ from cdl_tui.core.model.views import (
 )
 from cdl_tui.core.run.download_run import DownloadRun
 from cdl_tui.core.run.feeder import Feeder
-from cdl_tui.core.run.heartbeat import Heartbeat
 from cdl_tui.core.run.hooks import JobDoneHook
 from cdl_tui.core.run.workers import WorkerPool
 from cdl_tui.core.state.active import ActiveDownload, ActiveFile, ActiveSet
@@ -182,7 +181,13 @@ class Engine:
         self.client = client
         self.config = config
         self.bus = EventBus()
-        self.reporter = Reporter(self._deliver)
+        self.leases = Leases(
+            client,
+            reporting=config.reporting,
+            heartbeat_interval=config.heartbeat_interval,
+            failed_hold=config.failed_hold,
+            refused_key=self.fatal,
+        )
         self.queue = PendingQueue()
         self.policy = DestinationPolicy(
             output=config.output,
@@ -202,7 +207,6 @@ class Engine:
         self._pause_cond = threading.Condition(self._lock)
         self._active = ActiveSet(self._lock)
         self._given_up: dict[str, _Given] = {}
-        self._held: list[QueuedDownload] = []  # failed daemon Downloads whose lease we keep
         self._known: dict[str, Outcome | None] = {}  # every download_id this run has seen
         self._trackers: list[JobTracker] = [JobTracker(spec) for spec in config.jobs]
         self._history = History(config.history_size)
@@ -231,7 +235,6 @@ class Engine:
         self.problems = ProblemLog()
         self._problem_handler = ProblemHandler(self.problems)
         self._feeder = Feeder(self)
-        self._heartbeat = Heartbeat(self)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -243,7 +246,7 @@ class Engine:
             lambda sent_at: self.problems.clear(FARM_PROBLEM, noted_before=sent_at)
         )
         self.client.stop_waiting_on(self.stop_event)
-        self.client.stop_reports_on(self.reporter.gave_up)
+        self.client.stop_reports_on(self.leases.reporter.gave_up)
         self._started_at = time.time()
         self._started = time.monotonic()
         if self.config.output is None and not self.config.output_roots and _privileged():
@@ -261,8 +264,7 @@ class Engine:
         ).start()
         self._workers.start()
         self._feeder.start()
-        if self.config.reporting:
-            self._heartbeat.start()
+        self.leases.start_heartbeats(self._ours)
 
     @property
     def stopping(self) -> bool:
@@ -312,19 +314,18 @@ class Engine:
         for thread in [*self._workers.threads(), self._feeder.thread]:
             if thread.is_alive():
                 thread.join(left())
-        self._heartbeat.stop(left())
+        self.leases.stop_heartbeats(left())
         with self._lock:
             if self._shutdown_done:
                 return self.exit_code
             self._shutdown_done = True
             stragglers = [a.item for a in self._active.all()]
-            held, self._held = self._held, []
         for item in stragglers:
             # Its partial temp files stay: the next run resumes them.
             log.warning("%s did not stop in time; releasing it", item.download.label)
-        for item in [*stragglers, *self.queue.drain(), *held]:
-            self.report(item, "pending", 0, closing=True, quick=True)
-        self.reporter.close(left())
+        for item in [*stragglers, *self.queue.drain(), *self.leases.take_held()]:
+            self.leases.report(item, "pending", 0, closing=True, quick=True)
+        self.leases.close(left())
         code = self.exit_code
         logging.getLogger("cdl").removeHandler(self._problem_handler)
         self.publish(EngineStopped(exit_code=code, reason=self._stop_reason))
@@ -572,7 +573,7 @@ class Engine:
         """Queue a Download unless this run has seen it; True if it was queued."""
         if self._stopping:
             if leased:  # leased just as we stop: give it straight back
-                self._report_raw(
+                self.leases.report_raw(
                     download.download_id, download.wire_id, "pending", 0, download.size, quick=True
                 )
             return False
@@ -646,9 +647,9 @@ class Engine:
             )
         )
         if rejected.wire_id is not None and self.config.reporting and not foreign:
-            self._report_fail(str(rejected.wire_id), rejected.reason)
+            self.leases.report_fail(str(rejected.wire_id), rejected.reason)
             if leased:
-                self._report_raw(str(rejected.wire_id), rejected.wire_id, "pending", 0, 0)
+                self.leases.report_raw(str(rejected.wire_id), rejected.wire_id, "pending", 0, 0)
         self._check_drained()
 
     def job_failed(self, tracker: JobTracker, reason: str) -> None:
@@ -684,15 +685,19 @@ class Engine:
                 item.leased = True
             return
         if outcome.ok:
-            self._report_raw(download.download_id, download.wire_id, "downloaded", 0, download.size)
+            self.leases.report_raw(
+                download.download_id, download.wire_id, "downloaded", 0, download.size
+            )
             return
         with self._lock:
             given = self._given_up.get(download_id)
         if given is not None and given.item is not None and outcome is Outcome.FAILED:
             given.item.leased = True
-            self._hold(given.item)
+            self.leases.hold(given.item)
         else:
-            self._report_raw(download.download_id, download.wire_id, "pending", 0, download.size)
+            self.leases.report_raw(
+                download.download_id, download.wire_id, "pending", 0, download.size
+            )
 
     def listing_finished(self, tracker: JobTracker) -> None:
         with self._lock:
@@ -864,7 +869,7 @@ class Engine:
         if waited > self.config.disk_release_after and item.leased:
             # Held long: give the farm its Download back. A daemon lets it go entirely
             # (another daemon may have room); job mode keeps it queued.
-            self.report(item, "pending", 0, closing=True)
+            self.leases.report(item, "pending", 0, closing=True)
             if item.origin == "daemon":
                 with self._lock:
                     self._known.pop(item.download_id, None)
@@ -973,7 +978,7 @@ class Engine:
     def finish(self, active: ActiveDownload) -> None:
         """Every file is in place: report `downloaded`, record the task."""
         d = active.download
-        self.report(active.item, "downloaded", d.size, closing=True)
+        self.leases.report(active.item, "downloaded", d.size, closing=True)
         states = {f.state for f in active.files}
         if FileState.COMPLETE in states or not states:  # a task without files is done too
             outcome = Outcome.DL
@@ -1075,7 +1080,7 @@ class Engine:
             return
         if item.origin != "daemon":
             # Job mode: we are not working on it until the backoff ends; let it go.
-            self.report(item, "pending", 0, closing=True)
+            self.leases.report(item, "pending", 0, closing=True)
         delay = min(60.0, self.config.retry_delay * 2 ** (item.attempts - 1))
         item.not_before = time.monotonic() + delay * random.uniform(0.5, 1.0)
         item.changed()
@@ -1090,7 +1095,7 @@ class Engine:
         if active.cancelled:
             self._give_back(active.item, Outcome.CANCELLED, "cancelled")
         else:
-            self.report(active.item, "pending", 0, closing=True, quick=self._stopping)
+            self.leases.report(active.item, "pending", 0, closing=True, quick=self._stopping)
 
     def _give_back(
         self, item: QueuedDownload, outcome: Outcome, reason: str, failed_files: int = 0
@@ -1099,13 +1104,13 @@ class Engine:
         reason = scrub(reason)
         d = item.download
         if outcome is not Outcome.CANCELLED and self.config.reporting:
-            self._report_fail(d.download_id, reason)
+            self.leases.report_fail(d.download_id, reason)
         if outcome is Outcome.FAILED and item.origin == "daemon" and item.leased:
-            self._hold(item)  # handed straight back, it would be offered to us first again
+            self.leases.hold(item)  # handed straight back, it would be offered to us first again
         else:
             # `pending` only if this run ever claimed it: a queued job-mode Download we
             # never touched may be `downloaded` on the farm already.
-            self.report(item, "pending", 0, closing=True, force=item.claimed)
+            self.leases.report(item, "pending", 0, closing=True, force=item.claimed)
         with self._lock:
             if outcome is Outcome.CANCELLED:
                 self._counters.downloads_cancelled += 1
@@ -1214,134 +1219,14 @@ class Engine:
         self.publish(EngineDrained())
         self.stop("everything asked for is done")
 
-    # -- reporting -------------------------------------------------------------------------
+    # -- leases ----------------------------------------------------------------------------
 
-    def report(
-        self,
-        item: QueuedDownload,
-        status: str,
-        done: int,
-        *,
-        closing: bool = False,
-        force: bool = False,
-        quick: bool = False,
-        delay: float = 0.0,
-    ) -> None:
-        """Tell the farm a Download's status; `closing` ends our claim (no more heartbeats).
-
-        The report is queued (see Reporter); reports for one Download are queued under its
-        lock and sent in that order, so a heartbeat can never land after the final
-        `downloaded`. A `pending` is sent only for a Download the farm thinks is ours,
-        unless `force`. A `delay` lets a newer report about it take this one's place.
-        """
-        if not self.config.reporting:
-            return
-        with item.report_lock:
-            if status == "pending" and not item.leased and not force:
-                return
-            if status == "downloading":
-                item.leased = item.claimed = True
-            elif closing:
-                item.leased = False
-            self._report_raw(
-                item.download_id,
-                item.download.wire_id,
-                status,
-                done,
-                item.download.size,
-                quick=quick,
-                delay=delay,
-            )
-
-    def heartbeat(self, item: QueuedDownload, done: int) -> None:
-        with item.report_lock:
-            if item.leased:
-                self._report_raw(
-                    item.download_id,
-                    item.download.wire_id,
-                    "downloading",
-                    done,
-                    item.download.size,
-                    quick=True,
-                )
-
-    def leased_items(self) -> list[tuple[QueuedDownload, int]]:
-        """Every Download whose lease is ours to keep: running, queued, or held."""
-        now = time.monotonic()
+    def _ours(self) -> list[tuple[QueuedDownload, int]]:
+        """The Downloads running or queued that the farm counts as ours (for heartbeats),
+        with their bytes so far."""
         with self._lock:
             items = [(a.item, a.done) for a in self._active.all()]
-            held = list(self._held)
-        items += [(item, 0) for item in self.queue.items() if item.leased]
-        for item in held:
-            if now >= item.hold_until:
-                self._unhold(item)
-            else:
-                items.append((item, 0))
-        return items
-
-    def _hold(self, item: QueuedDownload) -> None:
-        """Keep a failed daemon Download's lease for `failed_hold` seconds (heartbeats)."""
-        item.hold_until = time.monotonic() + self.config.failed_hold
-        with self._lock:
-            if item not in self._held:
-                self._held.append(item)
-
-    def _unhold(self, item: QueuedDownload) -> None:
-        with self._lock:
-            if item not in self._held:
-                return
-            self._held.remove(item)
-        self.report(item, "pending", 0, closing=True, quick=True)
-
-    def _report_raw(
-        self,
-        download_id: str,
-        wire_id: WireId,
-        status: str,
-        done: int,
-        total: int,
-        *,
-        quick: bool = False,
-        delay: float = 0.0,
-    ) -> None:
-        """Queue a status report (see Reporter: sent in the background, in order)."""
-        self.reporter.submit(
-            Report(
-                download_id=download_id,
-                wire_id=wire_id,
-                kind="status",
-                status=status,
-                done=done,
-                total=total,
-                quick=quick,
-                not_before=time.monotonic() + delay if delay else 0.0,
-            )
-        )
-
-    def _report_fail(self, download_id: str, reason: str) -> None:
-        self.reporter.submit(
-            Report(download_id=download_id, wire_id=download_id, kind="fail", message=reason)
-        )
-
-    def _deliver(self, report: Report) -> None:
-        """Send one report (on a reporter thread); errors are logged, a refused key ends
-        the run."""
-        try:
-            if report.kind == "fail":
-                self.client.report_fail(report.download_id, report.message)
-            else:
-                self.client.report_status(
-                    report.wire_id,
-                    report.status,
-                    bytes_downloaded=report.done,
-                    bytes_to_download=report.total,
-                    quick=report.quick,
-                )
-        except AuthError as exc:
-            self.fatal(exc)
-        except CdlError as exc:
-            what = "the failure" if report.kind == "fail" else report.status
-            log.warning("could not report %s of %s: %s", what, report.download_id, exc)
+        return items + [(item, 0) for item in self.queue.items() if item.leased]
 
     # -- workers ---------------------------------------------------------------------------
 

@@ -91,7 +91,7 @@ class DownloadRun:
         reservation = None
         try:
             # The claim waits a moment: a Download done within it is reported once.
-            engine.report(self.item, "downloading", 0, delay=CLAIM_GRACE)
+            engine.leases.report(self.item, "downloading", 0, delay=CLAIM_GRACE)
             if self.item.refresh:
                 engine.refresh(self.item)
                 download = self.item.download

@@ -227,34 +227,6 @@ def test_the_disk_margin_scales_down_on_a_small_filesystem(tmp_path):
         big.reserve(tmp_path, 112)  # a big filesystem keeps the whole margin
 
 
-def test_a_failed_heartbeat_round_does_not_end_the_heartbeats():
-    from types import SimpleNamespace
-
-    from cdl_tui.core.run.heartbeat import Heartbeat
-
-    beats = []
-    rounds = iter([RuntimeError("a bug"), [("item", 5)]])
-
-    def leased_items():
-        result = next(rounds, [("item", 5)])
-        if isinstance(result, Exception):
-            raise result
-        return result
-
-    engine = SimpleNamespace(
-        config=SimpleNamespace(heartbeat_interval=0.01),
-        leased_items=leased_items,
-        heartbeat=lambda item, done: beats.append((item, done)),
-    )
-    heartbeat = Heartbeat(engine)
-    heartbeat.start()
-    deadline = time.monotonic() + 5
-    while not beats and time.monotonic() < deadline:
-        time.sleep(0.01)
-    heartbeat.stop(5)
-    assert beats and beats[0] == ("item", 5)
-
-
 def test_a_worker_that_fails_outside_a_download_stops_the_run_loudly(monkeypatch, caplog):
     from cdl_tui.core.engine import EXIT_FAILED, Engine, EngineConfig
     from cdl_tui.core.farm.api import FarmClient
