@@ -34,7 +34,7 @@ from cdl_tui.core.files.fetchers import Fetcher
 from cdl_tui.core.files.journal import Journal
 from cdl_tui.core.files.sweep import sweep_stale_temps
 from cdl_tui.core.files.throttle import TokenBucket
-from cdl_tui.core.files.transfer import Permissions, StopRequested
+from cdl_tui.core.files.transfer import Permissions
 from cdl_tui.core.files.verified import VerifiedFiles
 from cdl_tui.core.model.errors import AuthError, CdlError
 from cdl_tui.core.model.events import (
@@ -68,6 +68,7 @@ from cdl_tui.core.run.feeder import Feeder
 from cdl_tui.core.run.hooks import JobDoneHook
 from cdl_tui.core.run.workers import WorkerPool
 from cdl_tui.core.state.active import ActiveDownload, ActiveFile, ActiveSet
+from cdl_tui.core.state.control import RunControl
 from cdl_tui.core.state.details import (
     DEFAULT_KEEP_FINISHED,
     DetailBook,
@@ -204,7 +205,7 @@ class Engine:
         self.stop_event = threading.Event()
         self._regex = re.compile(config.regex) if config.regex else None
         self._lock = threading.RLock()
-        self._pause_cond = threading.Condition(self._lock)
+        self.control = RunControl(self._lock)
         self._active = ActiveSet(self._lock)
         self._given_up: dict[str, _Given] = {}
         self._known: dict[str, Outcome | None] = {}  # every download_id this run has seen
@@ -215,8 +216,6 @@ class Engine:
         self._counters = _Counters()
         self._meter = RateMeter()
         self._warned: set[str] = set()
-        self._paused = False
-        self._stopping = False
         self._exit_code: int | None = None
         self._stop_reason = ""
         self._drained = False
@@ -228,7 +227,7 @@ class Engine:
             self._lock,
             take=self._take,
             run=self._run,
-            stopping=lambda: self._stopping,
+            stopping=lambda: self.control.stopping,
             crashed=lambda exc: self.stop(f"internal error in a worker: {exc!r}", EXIT_FAILED),
         )
         self._shutdown_done = False
@@ -268,24 +267,22 @@ class Engine:
 
     @property
     def stopping(self) -> bool:
-        return self._stopping
+        return self.control.stopping
 
     @property
     def paused(self) -> bool:
-        return self._paused
+        return self.control.paused
 
     def stop(self, reason: str = "stopped", exit_code: int | None = None) -> None:
         """Ask everything to stop: feeding ends, workers stop at their next chunk."""
         reason = scrub(reason)
         with self._lock:
-            if self._stopping:
+            if not self.control.stop():
                 if exit_code is not None and self._exit_code is None:
                     self._exit_code = exit_code
                 return
-            self._stopping = True
             self._stop_reason = reason
             self._exit_code = exit_code
-            self._pause_cond.notify_all()
         log.info("stopping: %s", reason)
         self.queue.close()
         self._feeder.wake()
@@ -350,14 +347,11 @@ class Engine:
     # -- commands --------------------------------------------------------------------------
 
     def pause(self) -> None:
-        with self._lock:
-            self._paused = True
+        self.control.pause()
         log.info("paused")
 
     def resume(self) -> None:
-        with self._lock:
-            self._paused = False
-            self._pause_cond.notify_all()
+        self.control.resume()
         self.queue.wake()
         log.info("resumed")
 
@@ -367,7 +361,7 @@ class Engine:
             active = self._active.get(download_id)
             if active is not None:
                 active.paused = paused
-                self._pause_cond.notify_all()
+                self.control.wake()
                 return True
         return self.queue.set_held(download_id, paused)
 
@@ -377,7 +371,7 @@ class Engine:
             active = self._active.get(download_id)
             if active is not None:
                 active.cancelled = True
-                self._pause_cond.notify_all()
+                self.control.wake()
                 return True
         item = self.queue.remove(download_id)
         if item is None:
@@ -474,11 +468,11 @@ class Engine:
                 mode=self.config.mode,
                 farm=self.client.host,
                 location=self.config.location,
-                paused=self._paused,
-                stopping=self._stopping,
+                paused=self.control.paused,
+                stopping=self.control.stopping,
                 threads=self._workers.target,
                 busy=len(self._active),
-                active=self._active.views(self._paused),
+                active=self._active.views(self.control.paused),
                 pending=self.queue.views(),
                 failed=tuple(g.view for g in self._given_up.values()),
                 recent_files=self._history.recent_files(RECENT),
@@ -571,7 +565,7 @@ class Engine:
 
     def enqueue(self, download: Download, origin: str, *, leased: bool) -> bool:
         """Queue a Download unless this run has seen it; True if it was queued."""
-        if self._stopping:
+        if self.control.stopping:
             if leased:  # leased just as we stop: give it straight back
                 self.leases.report_raw(
                     download.download_id, download.wire_id, "pending", 0, download.size, quick=True
@@ -728,9 +722,6 @@ class Engine:
 
     # -- used by workers -------------------------------------------------------------------
 
-    def may_start(self) -> bool:
-        return not self._paused and not self._stopping
-
     def begin(self, item: QueuedDownload, worker: str) -> ActiveDownload:
         """A worker starts an attempt of the Download."""
         with self._lock:
@@ -781,29 +772,6 @@ class Engine:
         if network:
             self._meter.add(count)
             active.meter.add(count)
-
-    def checkpoint(self, active: ActiveDownload) -> None:
-        """Between chunks: stop if asked to, and wait here while paused."""
-        if self._stopping or active.cancelled:
-            raise StopRequested("cancelled" if active.cancelled else "stopping")
-        if not (self._paused or active.paused):
-            return
-        with self._lock:
-            while (self._paused or active.paused) and not (self._stopping or active.cancelled):
-                self._pause_cond.wait(0.5)
-        if self._stopping or active.cancelled:
-            raise StopRequested("cancelled" if active.cancelled else "stopping")
-
-    def sleep(self, active: ActiveDownload, seconds: float) -> None:
-        """Wait between retries; a stop or cancel ends the wait at once."""
-        deadline = time.monotonic() + seconds
-        with self._lock:
-            while not (self._stopping or active.cancelled):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return
-                self._pause_cond.wait(left)
-        raise StopRequested("cancelled" if active.cancelled else "stopping")
 
     def count_hashed(self, size: int) -> None:
         with self._lock:
@@ -1095,7 +1063,7 @@ class Engine:
         if active.cancelled:
             self._give_back(active.item, Outcome.CANCELLED, "cancelled")
         else:
-            self.leases.report(active.item, "pending", 0, closing=True, quick=self._stopping)
+            self.leases.report(active.item, "pending", 0, closing=True, quick=self.control.stopping)
 
     def _give_back(
         self, item: QueuedDownload, outcome: Outcome, reason: str, failed_files: int = 0
@@ -1211,7 +1179,7 @@ class Engine:
         if not self.config.exit_when_done or self.config.daemon:
             return
         with self._lock:
-            if self._drained or self._stopping or len(self._active) or len(self.queue):
+            if self._drained or self.control.stopping or len(self._active) or len(self.queue):
                 return
             if not all(t.complete or t.error for t in self._trackers):
                 return
@@ -1231,12 +1199,12 @@ class Engine:
     # -- workers ---------------------------------------------------------------------------
 
     def _take(self) -> QueuedDownload | None:
-        item = self.queue.take(0.5, self.may_start)
+        item = self.queue.take(0.5, self.control.may_start)
         if item is None:
             return None
         if item.origin == "daemon":
             self._feeder.wake()  # room for one more lease
-        if self._stopping:
+        if self.control.stopping:
             self.queue.put(item, front=True)
             return None
         return item

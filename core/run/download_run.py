@@ -154,7 +154,7 @@ class DownloadRun:
         return root, planned
 
     def _checkpoint(self) -> None:
-        self.engine.checkpoint(self.active)
+        self.engine.control.checkpoint(self.active)
 
     @property
     def tree(self) -> FolderTree:
@@ -253,7 +253,7 @@ class DownloadRun:
                 if tries >= attempts:  # stale, and the farm had no fresh URL
                     raise self._file_failed(afile, str(exc)) from None
                 backoff = self.config.file_retry_delay * 2 ** (tries - 1)
-                engine.sleep(active, backoff * random.uniform(0.5, 1.0))  # jitter
+                engine.control.sleep(active, backoff * random.uniform(0.5, 1.0))  # jitter
                 continue
             self._renamed_into.add(_parts(afile)[:-1])
             if resumed:

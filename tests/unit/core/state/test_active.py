@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
 
 from cdl_tui.core.files.transfer import DestinationBusy
-from cdl_tui.core.model.models import Download, RemoteFile
 from cdl_tui.core.model.states import FileState
-from cdl_tui.core.state.active import ActiveDownload, ActiveFile, ActiveSet
-from cdl_tui.core.state.details import DownloadRecord
-from cdl_tui.core.state.scheduler import QueuedDownload
-
-MD5 = "ZZZZZZZZZZZZZZZZZZZZZZ=="
+from cdl_tui.core.state.active import ActiveSet
 
 
-def active(download_id: str, *paths: str, root: Path = Path("/out")) -> ActiveDownload:
-    files = tuple(RemoteFile(f"http://s/{p}", MD5, p, 10) for p in paths)
-    download = Download(download_id, download_id, "08285", "001", "/out", 10 * len(files), files)
-    item = QueuedDownload(download, "08285")
-    result = ActiveDownload(item=item, worker="worker-1", record=DownloadRecord(item))
-    result.files = [ActiveFile(f, root / f.relative_path) for f in files]
-    return result
-
-
-def test_two_downloads_never_write_the_same_final_path() -> None:
+def test_two_downloads_never_write_the_same_final_path(make_active) -> None:
     actives = ActiveSet(threading.RLock())
-    first, second = active("1", "a.exr", "b.exr"), active("2", "b.exr")
+    first, second = make_active("1", "a.exr", "b.exr"), make_active("2", "b.exr")
     actives.claim_paths(first)
     actives.claim_paths(first)  # its own claim again: fine
     with pytest.raises(DestinationBusy, match="written by download 1"):
@@ -40,9 +25,9 @@ def test_two_downloads_never_write_the_same_final_path() -> None:
     actives.claim_paths(second)
 
 
-def test_views_follow_a_global_pause_and_files_say_where_they_go() -> None:
+def test_views_follow_a_global_pause_and_files_say_where_they_go(make_active) -> None:
     actives = ActiveSet(threading.RLock())
-    one = active("1", "a.exr")
+    one = make_active("1", "a.exr")
     actives.add(one)
     assert len(actives) == 1 and actives.get("1") is one
     (view,) = actives.views(paused_all=False)
