@@ -55,7 +55,7 @@ from cdl_tui.core.model.events import (
 from cdl_tui.core.model.jobspec import JobSpec
 from cdl_tui.core.model.models import Download, RejectedDownload
 from cdl_tui.core.model.secrets import scrub
-from cdl_tui.core.model.states import FileState, Outcome, file_outcome
+from cdl_tui.core.model.states import FarmStatus, FileState, Outcome, file_outcome
 from cdl_tui.core.model.views import (
     EngineSnapshot,
     FailedView,
@@ -321,7 +321,7 @@ class Engine:
             # Its partial temp files stay: the next run resumes them.
             log.warning("%s did not stop in time; releasing it", item.download.label)
         for item in [*stragglers, *self.queue.drain(), *self.leases.take_held()]:
-            self.leases.report(item, "pending", 0, closing=True, quick=True)
+            self.leases.report(item, FarmStatus.PENDING, 0, closing=True, quick=True)
         self.leases.close(left())
         code = self.exit_code
         logging.getLogger("cdl").removeHandler(self._problem_handler)
@@ -568,7 +568,12 @@ class Engine:
         if self.control.stopping:
             if leased:  # leased just as we stop: give it straight back
                 self.leases.report_raw(
-                    download.download_id, download.wire_id, "pending", 0, download.size, quick=True
+                    download.download_id,
+                    download.wire_id,
+                    FarmStatus.PENDING,
+                    0,
+                    download.size,
+                    quick=True,
                 )
             return False
         with self._lock:
@@ -643,7 +648,9 @@ class Engine:
         if rejected.wire_id is not None and self.config.reporting and not foreign:
             self.leases.report_fail(str(rejected.wire_id), rejected.reason)
             if leased:
-                self.leases.report_raw(str(rejected.wire_id), rejected.wire_id, "pending", 0, 0)
+                self.leases.report_raw(
+                    str(rejected.wire_id), rejected.wire_id, FarmStatus.PENDING, 0, 0
+                )
         self._check_drained()
 
     def job_failed(self, tracker: JobTracker, reason: str) -> None:
@@ -680,7 +687,7 @@ class Engine:
             return
         if outcome.ok:
             self.leases.report_raw(
-                download.download_id, download.wire_id, "downloaded", 0, download.size
+                download.download_id, download.wire_id, FarmStatus.DOWNLOADED, 0, download.size
             )
             return
         with self._lock:
@@ -690,7 +697,7 @@ class Engine:
             self.leases.hold(given.item)
         else:
             self.leases.report_raw(
-                download.download_id, download.wire_id, "pending", 0, download.size
+                download.download_id, download.wire_id, FarmStatus.PENDING, 0, download.size
             )
 
     def listing_finished(self, tracker: JobTracker) -> None:
@@ -837,7 +844,7 @@ class Engine:
         if waited > self.config.disk_release_after and item.leased:
             # Held long: give the farm its Download back. A daemon lets it go entirely
             # (another daemon may have room); job mode keeps it queued.
-            self.leases.report(item, "pending", 0, closing=True)
+            self.leases.report(item, FarmStatus.PENDING, 0, closing=True)
             if item.origin == "daemon":
                 with self._lock:
                     self._known.pop(item.download_id, None)
@@ -946,7 +953,7 @@ class Engine:
     def finish(self, active: ActiveDownload) -> None:
         """Every file is in place: report `downloaded`, record the task."""
         d = active.download
-        self.leases.report(active.item, "downloaded", d.size, closing=True)
+        self.leases.report(active.item, FarmStatus.DOWNLOADED, d.size, closing=True)
         states = {f.state for f in active.files}
         if FileState.COMPLETE in states or not states:  # a task without files is done too
             outcome = Outcome.DL
@@ -1048,7 +1055,7 @@ class Engine:
             return
         if item.origin != "daemon":
             # Job mode: we are not working on it until the backoff ends; let it go.
-            self.leases.report(item, "pending", 0, closing=True)
+            self.leases.report(item, FarmStatus.PENDING, 0, closing=True)
         delay = min(60.0, self.config.retry_delay * 2 ** (item.attempts - 1))
         item.not_before = time.monotonic() + delay * random.uniform(0.5, 1.0)
         item.changed()
@@ -1063,7 +1070,9 @@ class Engine:
         if active.cancelled:
             self._give_back(active.item, Outcome.CANCELLED, "cancelled")
         else:
-            self.leases.report(active.item, "pending", 0, closing=True, quick=self.control.stopping)
+            self.leases.report(
+                active.item, FarmStatus.PENDING, 0, closing=True, quick=self.control.stopping
+            )
 
     def _give_back(
         self, item: QueuedDownload, outcome: Outcome, reason: str, failed_files: int = 0
@@ -1078,7 +1087,7 @@ class Engine:
         else:
             # `pending` only if this run ever claimed it: a queued job-mode Download we
             # never touched may be `downloaded` on the farm already.
-            self.leases.report(item, "pending", 0, closing=True, force=item.claimed)
+            self.leases.report(item, FarmStatus.PENDING, 0, closing=True, force=item.claimed)
         with self._lock:
             if outcome is Outcome.CANCELLED:
                 self._counters.downloads_cancelled += 1

@@ -35,6 +35,7 @@ from cdl_tui.core.model.errors import (
 from cdl_tui.core.model.faults import maybe_fail
 from cdl_tui.core.model.models import DownloadBatch, WireId, parse_downloads
 from cdl_tui.core.model.secrets import guard_third_party_loggers, scrub
+from cdl_tui.core.model.states import FarmStatus
 from cdl_tui.core.model.version import user_agent
 
 from .credentials import (
@@ -50,7 +51,7 @@ from .retry import Retrier, RetryPolicy
 
 log = logging.getLogger("cdl.api")
 
-STATUSES = ("downloading", "downloaded", "pending")
+STATUSES = (FarmStatus.DOWNLOADING, FarmStatus.DOWNLOADED, FarmStatus.PENDING)
 DEFAULT_PAGE_SIZE = 100
 FARM_PROBLEM = "farm"  # the key of the standing problem "the farm does not answer"
 MAX_NEXT_COUNT = 20  # the most Downloads one /downloads/next call may ask for
@@ -353,7 +354,7 @@ class FarmClient:
             quick=quick,
             # A claim or heartbeat is worth nothing once we stop; a final report or a
             # release is (a `downloading` still retrying would hold the release back).
-            report=status != "downloading",
+            report=status != FarmStatus.DOWNLOADING,
         )
 
     def report_fail(self, download_id: str, message: str) -> None:

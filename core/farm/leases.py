@@ -25,6 +25,7 @@ from cdl_tui.core.farm.api import FarmClient
 from cdl_tui.core.farm.reporter import Report, Reporter
 from cdl_tui.core.model.errors import AuthError, CdlError
 from cdl_tui.core.model.models import Download, WireId
+from cdl_tui.core.model.states import FarmStatus
 
 log = logging.getLogger("cdl.leases")
 
@@ -69,7 +70,7 @@ class Leases:
     def report(
         self,
         item: Leased,
-        status: str,
+        status: FarmStatus,
         done: int,
         *,
         closing: bool = False,
@@ -84,9 +85,9 @@ class Leases:
         if not self.reporting:
             return
         with item.report_lock:
-            if status == "pending" and not item.leased and not force:
+            if status == FarmStatus.PENDING and not item.leased and not force:
                 return
-            if status == "downloading":
+            if status == FarmStatus.DOWNLOADING:
                 item.leased = item.claimed = True
             elif closing:
                 item.leased = False
@@ -104,7 +105,7 @@ class Leases:
         self,
         download_id: str,
         wire_id: WireId,
-        status: str,
+        status: FarmStatus,
         done: int,
         total: int,
         *,
@@ -174,7 +175,7 @@ class Leases:
             if item not in self._held:
                 return
             self._held.remove(item)
-        self.report(item, "pending", 0, closing=True, quick=True)
+        self.report(item, FarmStatus.PENDING, 0, closing=True, quick=True)
 
     # -- heartbeats ------------------------------------------------------------------------
 
@@ -210,7 +211,7 @@ class Leases:
                 self.report_raw(
                     item.download_id,
                     item.download.wire_id,
-                    "downloading",
+                    FarmStatus.DOWNLOADING,
                     done,
                     item.download.size,
                     quick=True,

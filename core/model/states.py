@@ -11,6 +11,17 @@ from __future__ import annotations
 from enum import Enum
 
 
+class FarmStatus(str, Enum):
+    """A Download's status as the farm knows it (POST /downloads/status)."""
+
+    DOWNLOADING = "downloading"  # ours, being worked on (heartbeats keep it so)
+    DOWNLOADED = "downloaded"  # every file in place and verified
+    PENDING = "pending"  # not ours any more: the farm may hand it out again
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class FileState(str, Enum):
     QUEUED = "QUEUED"
     PREPARING = "PREPARING DIRECTORY"
@@ -26,7 +37,7 @@ class FileState(str, Enum):
         return self in _FINISHED_FILE_STATES
 
     @property
-    def farm_status(self) -> str:
+    def farm_status(self) -> FarmStatus:
         return _FARM_STATUS[self]
 
     def __str__(self) -> str:
@@ -37,14 +48,14 @@ _FINISHED_FILE_STATES = frozenset(
     {FileState.COMPLETE, FileState.CACHED, FileState.SKIPPED, FileState.FAILED}
 )
 _FARM_STATUS = {
-    FileState.QUEUED: "downloading",
-    FileState.PREPARING: "downloading",
-    FileState.HASHING: "downloading",
-    FileState.DOWNLOADING: "downloading",
-    FileState.COMPLETE: "downloaded",
-    FileState.CACHED: "downloaded",
-    FileState.SKIPPED: "downloaded",
-    FileState.FAILED: "pending",
+    FileState.QUEUED: FarmStatus.DOWNLOADING,
+    FileState.PREPARING: FarmStatus.DOWNLOADING,
+    FileState.HASHING: FarmStatus.DOWNLOADING,
+    FileState.DOWNLOADING: FarmStatus.DOWNLOADING,
+    FileState.COMPLETE: FarmStatus.DOWNLOADED,
+    FileState.CACHED: FarmStatus.DOWNLOADED,
+    FileState.SKIPPED: FarmStatus.DOWNLOADED,
+    FileState.FAILED: FarmStatus.PENDING,
 }
 
 

@@ -37,7 +37,7 @@ from cdl_tui.core.model.errors import AuthError, CdlError
 from cdl_tui.core.model.events import DownloadStarted
 from cdl_tui.core.model.models import Download, RemoteFile
 from cdl_tui.core.model.paths import UnsafePath
-from cdl_tui.core.model.states import FileState
+from cdl_tui.core.model.states import FarmStatus, FileState
 from cdl_tui.core.state.active import ActiveDownload, ActiveFile
 from cdl_tui.core.state.scheduler import QueuedDownload
 
@@ -91,7 +91,7 @@ class DownloadRun:
         reservation = None
         try:
             # The claim waits a moment: a Download done within it is reported once.
-            engine.leases.report(self.item, "downloading", 0, delay=CLAIM_GRACE)
+            engine.leases.report(self.item, FarmStatus.DOWNLOADING, 0, delay=CLAIM_GRACE)
             if self.item.refresh:
                 engine.refresh(self.item)
                 download = self.item.download

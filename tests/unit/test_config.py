@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from cdl_tui.core.config import describe_settings, resolve_settings
-from cdl_tui.core.farm.connect import api_url_from, credentials_from
+from cdl_tui.core.connect import api_url_from, credentials_from
 from cdl_tui.core.farm.credentials import BearerToken, VendorKey
 from cdl_tui.core.model.errors import ConfigError
 

@@ -7,12 +7,7 @@ from pathlib import Path
 
 from cdl_tui.core.config import Settings
 from cdl_tui.core.engine import EngineConfig
-from cdl_tui.core.files.journal import JOURNAL_NAME
-from cdl_tui.core.files.transfer import Permissions
-from cdl_tui.core.model.errors import ConfigError
-from cdl_tui.core.model.jobspec import JobSpec
-
-from .api import (
+from cdl_tui.core.farm.api import (
     ApiLimits,
     FarmClient,
     Timeouts,
@@ -20,7 +15,11 @@ from .api import (
     normalize_base_url,
     tls_verify_setting,
 )
-from .credentials import Credentials, credentials_from_file, credentials_from_text
+from cdl_tui.core.farm.credentials import Credentials, credentials_from_file, credentials_from_text
+from cdl_tui.core.files.journal import JOURNAL_NAME
+from cdl_tui.core.files.transfer import Permissions
+from cdl_tui.core.model.errors import ConfigError
+from cdl_tui.core.model.jobspec import JobSpec
 
 NO_URL_HELP = (
     "no farm API URL: pass --api-url URL, set CDL_API_URL, put api_url in "
