@@ -61,7 +61,6 @@ from cdl_tui.core.model.views import (
     FailedView,
     HistoryEntry,
     RateMeter,
-    Totals,
 )
 from cdl_tui.core.run.download_run import DownloadRun
 from cdl_tui.core.run.feeder import Feeder
@@ -77,6 +76,7 @@ from cdl_tui.core.state.details import (
 )
 from cdl_tui.core.state.history import History
 from cdl_tui.core.state.jobs import JobTracker
+from cdl_tui.core.state.ledger import Counters, GivenUp
 from cdl_tui.core.state.problems import ProblemHandler, ProblemLog, Severity
 from cdl_tui.core.state.scheduler import PendingQueue, QueuedDownload
 
@@ -145,36 +145,6 @@ def download_problem(download_id: str) -> str:
     return f"download {download_id}"
 
 
-@dataclass
-class _Counters:
-    files_downloaded: int = 0
-    bytes_downloaded: int = 0
-    files_cached: int = 0
-    bytes_cached: int = 0
-    files_skipped: int = 0
-    files_failed: int = 0
-    downloads_done: int = 0
-    downloads_failed: int = 0
-    downloads_cancelled: int = 0
-    downloads_refused: int = 0
-    jobs_failed: int = 0
-    files_hashed: int = 0
-    bytes_hashed: int = 0
-
-    def frozen(self) -> Totals:
-        return Totals(**self.__dict__)
-
-
-@dataclass(eq=False)
-class _Given:
-    """A Download this run gave up on (failed, cancelled or refused), kept for retry."""
-
-    view: FailedView
-    item: QueuedDownload | None
-    failed_files: int = 0  # counted in files_failed; taken back if it is retried
-    refused: DownloadDetail | None = None  # without an item: all details() knows of it
-
-
 class Engine:
     def __init__(self, client: FarmClient, config: EngineConfig) -> None:
         if config.on_conflict not in CONFLICT_POLICIES:
@@ -207,13 +177,13 @@ class Engine:
         self._lock = threading.RLock()
         self.control = RunControl(self._lock)
         self._active = ActiveSet(self._lock)
-        self._given_up: dict[str, _Given] = {}
+        self._given_up: dict[str, GivenUp] = {}
         self._known: dict[str, Outcome | None] = {}  # every download_id this run has seen
         self._trackers: list[JobTracker] = [JobTracker(spec) for spec in config.jobs]
         self._history = History(config.history_size)
         keep = DEFAULT_KEEP_FINISHED if config.history_size is None else config.history_size
         self._book = DetailBook(keep)  # what details() shows, of the last `keep` finished
-        self._counters = _Counters()
+        self._counters = Counters()
         self._meter = RateMeter()
         self._warned: set[str] = set()
         self._exit_code: int | None = None
@@ -387,12 +357,7 @@ class Engine:
                 return False
             del self._given_up[download_id]
             self._set_outcome(download_id, None)
-            counter = {
-                Outcome.FAILED: "downloads_failed",
-                Outcome.REFUSED: "downloads_refused",
-                Outcome.CANCELLED: "downloads_cancelled",
-            }[given.view.outcome]
-            setattr(self._counters, counter, getattr(self._counters, counter) - 1)
+            self._counters.given_up(given.view.outcome, -1)
             # A retried Download is not a failure any more, nor are the files it failed on.
             self._counters.files_failed -= given.failed_files
             old = given.item
@@ -577,9 +542,8 @@ class Engine:
                 )
             return False
         with self._lock:
-            tracker_outcome = self._known.get(download.download_id, ...)
-            if tracker_outcome is not ...:
-                self._note_listed(origin, download.download_id, tracker_outcome)
+            if download.download_id in self._known:  # seen this run: listed, not queued
+                self._note_listed(origin, download.download_id, self._known[download.download_id])
                 return False
             self._known[download.download_id] = None
             self._note_listed(origin, download.download_id, None)
@@ -613,7 +577,7 @@ class Engine:
                     return
                 self._known[download_id] = Outcome.REFUSED
                 self._note_listed(origin, download_id, Outcome.REFUSED)
-            self._counters.downloads_refused += 1
+            self._counters.given_up(Outcome.REFUSED)
             view = FailedView(
                 download_id=download_id,
                 job_id=rejected.job_id,
@@ -627,7 +591,7 @@ class Engine:
             )
             if not foreign:
                 key = download_id or f"#{len(self._given_up)}"
-            self._given_up[key] = _Given(view, None, refused=refused_detail(rejected, origin))
+            self._given_up[key] = GivenUp(view, None, refused=refused_detail(rejected, origin))
         log.error(
             "refused download %s: %s",
             download_id or "(no id)",
@@ -1089,13 +1053,8 @@ class Engine:
             # never touched may be `downloaded` on the farm already.
             self.leases.report(item, FarmStatus.PENDING, 0, closing=True, force=item.claimed)
         with self._lock:
-            if outcome is Outcome.CANCELLED:
-                self._counters.downloads_cancelled += 1
-            elif outcome is Outcome.REFUSED:
-                self._counters.downloads_refused += 1
-            else:
-                self._counters.downloads_failed += 1
-            self._given_up[d.download_id] = _Given(
+            self._counters.given_up(outcome)
+            self._given_up[d.download_id] = GivenUp(
                 FailedView(
                     download_id=d.download_id,
                     job_id=d.job_id,
