@@ -9,9 +9,12 @@
     engine.stop_event.wait()             # set by a drain, a fatal error or stop()
     exit_code = engine.shutdown()        # releases leases, joins threads
 
-Threads: one feeder (job listings and /downloads/next), N workers (one Download each at a
-time), one heartbeat reporter, one event dispatcher. All shared state sits behind one
-lock; the pending queue has its own (taken after the engine's, never before).
+Threads: one feeder (job listings and /downloads/next), N workers (run/workers.py, one
+Download each at a time), one heartbeat (farm/leases.py), a few report senders, one event
+dispatcher. The state of the run (state/: active set, pause and stop, counters, history,
+job trackers, given-up Downloads) sits behind one lock, this class's `_lock`; the pending
+queue has its own, taken after it, never before; the leaf locks (problems, verified
+files, held leases) call nothing while held. docs/architecture.md has the whole map.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from cdl_tui.core.config import Settings, default_state_dir, describe_settings, resolve_settings
+from cdl_tui.core.connect import client_from, engine_config_from
 from cdl_tui.core.engine import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Engine, EngineConfig
-from cdl_tui.core.farm.connect import client_from, engine_config_from
 from cdl_tui.core.farm.credentials import Credentials
 from cdl_tui.core.files.destination import DestinationPolicy, prepare_output_root
 from cdl_tui.core.logsetup import configure_logging
