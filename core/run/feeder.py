@@ -14,16 +14,58 @@ import logging
 import threading
 import time
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import Protocol, runtime_checkable
 
-from cdl_tui.core.farm.api import FARM_PROBLEM, MAX_NEXT_COUNT
-from cdl_tui.core.model.errors import ApiError, AuthError, TransientError
-from cdl_tui.core.model.events import FeederIdle, JobListed
-from cdl_tui.core.model.models import RejectedDownload
+from cdl_tui.core.farm.api import FARM_PROBLEM, MAX_NEXT_COUNT, FarmClient
+from cdl_tui.core.model.errors import ApiError, AuthError, CdlError, TransientError
+from cdl_tui.core.model.events import Event, FeederIdle, JobListed
+from cdl_tui.core.model.models import Download, RejectedDownload
 from cdl_tui.core.state.jobs import JobTracker
 
-if TYPE_CHECKING:
-    from cdl_tui.core.engine import Engine
+
+@runtime_checkable
+class ListingSettings(Protocol):
+    """The settings the feeder reads (core.engine.EngineConfig has them)."""
+
+    @property
+    def daemon(self) -> bool: ...
+    @property
+    def exit_when_done(self) -> bool: ...
+    @property
+    def location(self) -> str | None: ...
+    @property
+    def page_size(self) -> int: ...
+    @property
+    def poll_interval(self) -> float: ...
+    @property
+    def unreachable_max(self) -> float: ...
+
+
+@runtime_checkable
+class FeederHost(Protocol):
+    """What the feeder needs of the run (core.engine.Engine provides it): the farm, where
+    listed Downloads go, and the job trackers whose listings it drives."""
+
+    @property
+    def client(self) -> FarmClient: ...
+    @property
+    def config(self) -> ListingSettings: ...
+    @property
+    def stopping(self) -> bool: ...
+
+    def trackers(self) -> list[JobTracker]: ...
+    def daemon_slots(self) -> int: ...
+    def enqueue(self, download: Download, origin: str, *, leased: bool) -> bool: ...
+    def refuse_listed(
+        self, rejected: RejectedDownload, origin: str, *, leased: bool, foreign: bool = False
+    ) -> None: ...
+    def release_known(self, download: Download) -> None: ...
+    def listing_finished(self, tracker: JobTracker) -> None: ...
+    def job_failed(self, tracker: JobTracker, reason: str) -> None: ...
+    def set_feeder_status(self, text: str) -> None: ...
+    def publish(self, event: Event) -> None: ...
+    def fatal(self, error: CdlError) -> None: ...
+
 
 log = logging.getLogger("cdl.feeder")
 
@@ -39,7 +81,7 @@ class _Result(Enum):
 
 
 class Feeder:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: FeederHost) -> None:
         self.engine = engine
         self._wake = threading.Event()
         self.thread = threading.Thread(target=self._run, name="feeder", daemon=True)
