@@ -6,8 +6,6 @@ reason is never cut here: the modal that shows it wraps and scrolls.
 
 from __future__ import annotations
 
-import time
-
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -22,11 +20,11 @@ from cdl_tui.core.model.views import (
 )
 from cdl_tui.core.state.details import DownloadDetail
 
-from .summary import duration, size
+from .summary import clock, duration, size, time_of_day
 
 
 def _when(at: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)) if at else "-"
+    return clock(at) if at else "-"
 
 
 def _facts(rows: list[tuple[str, str]]) -> Table:
@@ -169,16 +167,15 @@ def log_body(problems: tuple[Problem, ...], now: float) -> RenderableType:
     table.add_column(overflow="fold")
     for problem in problems:
         style = "bold red" if problem.severity is Severity.ERROR else "yellow"
-        at = time.strftime("%H:%M:%S", time.localtime(problem.last_at))
+        at = time_of_day(problem.last_at)
         text = Text(problem.text, style="" if problem.current(now) else "dim")
         notes = []
         if problem.count > 1:
-            first = time.strftime("%H:%M:%S", time.localtime(problem.first_at))
-            notes.append(f"{problem.count} times since {first}")
+            notes.append(f"{problem.count} times since {time_of_day(problem.first_at)}")
         if problem.retry_at and problem.retry_at > now and problem.cleared_at is None:
-            notes.append(f"next try {time.strftime('%H:%M:%S', time.localtime(problem.retry_at))}")
+            notes.append(f"next try {time_of_day(problem.retry_at)}")
         if problem.cleared_at:
-            notes.append(f"over at {time.strftime('%H:%M:%S', time.localtime(problem.cleared_at))}")
+            notes.append(f"over at {time_of_day(problem.cleared_at)}")
         if notes:
             text.append(f"  ({'; '.join(notes)})", style="dim")
         table.add_row(at, Text(problem.severity.value.upper(), style=style), text)

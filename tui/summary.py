@@ -32,13 +32,18 @@ def rate(bytes_per_second: float) -> str:
     return f"{size(bytes_per_second)}/s"
 
 
-def problem_words(problem: Problem) -> str:
-    """A problem in one line: the time, the text, how often, when the next try is."""
-    words = f"{time.strftime('%H:%M:%S', time.localtime(problem.last_at))} {problem.text}"
+def time_of_day(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at))
+
+
+def problem_words(problem: Problem, *, retry: bool = True) -> str:
+    """A problem in one line: the time, the text, how often, and (`retry`) when the next
+    try is."""
+    words = f"{time_of_day(problem.last_at)} {problem.text}"
     if problem.count > 1:
         words += f" (x{problem.count})"
-    if problem.retry_at is not None:
-        words += f"; next try at {time.strftime('%H:%M:%S', time.localtime(problem.retry_at))}"
+    if retry and problem.retry_at is not None:
+        words += f"; next try at {time_of_day(problem.retry_at)}"
     return words
 
 

@@ -9,12 +9,12 @@ refused Download...), else what the listing is doing.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from rich.text import Text
 
 from cdl_tui.core.model.views import EngineSnapshot, Severity, current_problems
+from cdl_tui.tui.summary import problem_words
 
 from .lines import TextLines
 from .rows import clock_time
@@ -56,9 +56,7 @@ def status_text(
     text = Text(f" {PROBLEM_MARK[problem.severity]} ", style=style)
     if problem.retry_at is not None and problem.retry_at > now:
         text.append(f"next try in {clock_time(problem.retry_at - now)} ", style="bold")
-    at = time.strftime("%H:%M:%S", time.localtime(problem.last_at))
-    repeats = f" (x{problem.count})" if problem.count > 1 else ""
-    text.append(f"{at} {problem.text}{repeats}", style=style)
+    text.append(problem_words(problem, retry=False), style=style)  # the retry leads the line
     more = len(current) - 1
     tail = Text(f" +{more} more · l log " if more else " l log ", style="dim")
     return _right(text, tail, width)
