@@ -17,9 +17,9 @@ from cdl_tui.core.farm.api import (
 )
 from cdl_tui.core.farm.credentials import Credentials, credentials_from_file, credentials_from_text
 from cdl_tui.core.files.journal import JOURNAL_NAME
-from cdl_tui.core.files.transfer import Permissions
 from cdl_tui.core.model.errors import ConfigError
 from cdl_tui.core.model.jobspec import JobSpec
+from cdl_tui.core.model.settings import Permissions
 
 NO_URL_HELP = (
     "no farm API URL: pass --api-url URL, set CDL_API_URL, put api_url in "

@@ -22,11 +22,11 @@ from pathlib import Path, PurePosixPath
 from cdl_tui.core.model.errors import ConfigError
 from cdl_tui.core.model.models import Download, RemoteFile
 from cdl_tui.core.model.paths import UnsafePath
+from cdl_tui.core.model.settings import DEFAULT_FALLBACK, Permissions
 
 from .diskguard import existing_ancestor
-from .transfer import Permissions, make_dirs
+from .transfer import make_dirs
 
-DEFAULT_FALLBACK = Path("~/cdl-downloads")
 _WINDOWS_RE = re.compile(r"^(?:[A-Za-z]:|\\\\|//[^/])")
 
 

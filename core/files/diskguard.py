@@ -11,20 +11,15 @@ from __future__ import annotations
 
 import shutil
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cdl_tui.core.model.errors import CdlError
+from cdl_tui.core.model.errors import WaitForDisk
 from cdl_tui.core.model.models import RemoteFile
+from cdl_tui.core.model.settings import FreeSpace
 
 from .transfer import partial_size
-
-FreeSpace = Callable[[Path], int]
-
-
-class WaitForDisk(CdlError):
-    """Not enough free space for this Download now."""
 
 
 def free_space(path: Path) -> int:

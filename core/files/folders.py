@@ -24,6 +24,7 @@ import stat
 from collections import OrderedDict
 from pathlib import Path, PurePosixPath
 
+from cdl_tui.core.model.errors import LinkRefused
 from cdl_tui.core.model.faults import maybe_fail
 
 O_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
@@ -32,10 +33,6 @@ O_SAFE = O_NOFOLLOW | os.O_NONBLOCK
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | O_NOFOLLOW
 # To walk through a folder (as a dir_fd) without reading it.
 PATH_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | O_NOFOLLOW
-
-
-class LinkRefused(OSError):
-    """A symbolic link (or a non-folder) stands where a folder of ours must be."""
 
 
 class Folder:

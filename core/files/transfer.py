@@ -28,21 +28,30 @@ import re
 import stat
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 
-from cdl_tui.core.model.errors import CdlError, certificate_problem
+from cdl_tui.core.model.errors import (
+    DestinationBusy,
+    StopRequested,
+    TransferError,
+    certificate_problem,
+)
 from cdl_tui.core.model.faults import maybe_fail
 from cdl_tui.core.model.models import RemoteFile
 from cdl_tui.core.model.paths import MAX_NAME_BYTES
 from cdl_tui.core.model.secrets import scrub
+from cdl_tui.core.model.settings import Permissions
 
 from .fetchers import PIPELINE_MIN, BodySource, Fetcher, HashPipeline
 from .folders import O_SAFE, Folder, apply_mode, open_folder
+from .throttle import TokenBucket
 
 HASH_BLOCK = 4 << 20
+NO_MODES = Permissions()  # modes left to the umask
 # A shutdown keeps a partial file this big or bigger for the next run to resume; smaller
 # ones are cheaper to fetch again than to leave lying around.
 RESUME_MIN = 1 << 20
@@ -56,46 +65,6 @@ LOCK_SUFFIX = ".lock"
 _TEMP_RE = re.compile(
     r"^(?:\..*\.cdl-[0-9a-f]{12}|\.cdl-[0-9a-f]{20}-[0-9a-f]{12})(?:\.part|\.part\.etag|\.lock)$"
 )
-
-
-class TransferError(CdlError):
-    """A file could not be fetched and verified. `retryable` says if trying again may help."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        retryable: bool = True,
-        expired: bool = False,
-        no_space: bool = False,
-        bad_data: bool = False,
-        unsafe: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.retryable = retryable and not unsafe
-        self.unsafe = unsafe  # something not ours stands at one of our names: refuse
-        self.expired = expired  # the signed URL was refused: fresh URLs are needed
-        self.no_space = no_space  # the disk is full: wait for space, do not count a failure
-        self.bad_data = bad_data  # the bytes are wrong: a resume from them is pointless
-
-    @property
-    def keeps_partial(self) -> bool:
-        """A cut or refused transfer keeps its bytes for a resume."""
-        return self.retryable and not self.no_space and not self.bad_data
-
-
-class StopRequested(CdlError):
-    """The engine asked this transfer to stop. On a cancel the partial file goes; on a
-    shutdown it stays (if at least RESUME_MIN bytes), to be resumed by the next run."""
-
-    def __init__(self, reason: str = "stopping") -> None:
-        super().__init__(reason)
-        self.keep_partial = reason != "cancelled"
-
-
-class DestinationBusy(CdlError):
-    """Another process (a second daemon on this machine or on a shared filesystem) is
-    writing this file right now."""
 
 
 def md5_hex(remote: RemoteFile) -> str:
@@ -238,20 +207,6 @@ def _pread_into(fd: int, view: memoryview, position: int) -> int:
     return os.readv(fd, [view])
 
 
-@dataclass(frozen=True)
-class Permissions:
-    """Modes for what we create; None leaves them to the umask (0666/0777 & ~umask)."""
-
-    file_mode: int | None = None
-    dir_mode: int | None = None
-    group: int | None = None  # gid to chown to, if set
-
-    @property
-    def create_mode(self) -> int:
-        """The mode to create a file with (the configured one is set exactly after)."""
-        return 0o666 if self.file_mode is None else self.file_mode
-
-
 def make_dirs(directory: Path, permissions: Permissions, *, inject_faults: bool = True) -> None:
     """Create `directory` and its missing parents (an output root the user chose; a
     Download's own folders are made through core.folders)."""
@@ -368,7 +323,7 @@ def fetch_file(
     remote: RemoteFile,
     target: Target,
     *,
-    permissions: Permissions = Permissions(),
+    permissions: Permissions = NO_MODES,
     progress: Progress | None = None,
 ) -> int:
     """Download `remote` to `target`, verified; returns the offset it resumed from.
@@ -404,6 +359,37 @@ def fetch_file(
             raise
         finally:
             transfer.close()
+
+
+class Transfer(Protocol):
+    """The boundary between a Download's run and the bytes on the wire.
+
+    `fetch` moves one file into a verified temp file beside `target` and renames it in
+    place, as `fetch_file` says; it blocks the calling worker until the file is done,
+    failed or stopped, calling `progress` on the way (from any thread). A multiplexing
+    engine can serve every worker's calls from one loop behind this same method.
+    """
+
+    def fetch(
+        self, remote: RemoteFile, target: Target, *, permissions: Permissions, progress: Progress
+    ) -> int: ...
+
+
+class ThreadTransfer:
+    """Today's transfer: one blocking http.client (or httpx, through a proxy) stream per
+    worker, on the worker's own thread, sharing one bandwidth limit."""
+
+    def __init__(self, fetcher: Fetcher, throttle: TokenBucket) -> None:
+        self._fetcher = fetcher
+        self._throttle = throttle
+
+    def fetch(
+        self, remote: RemoteFile, target: Target, *, permissions: Permissions, progress: Progress
+    ) -> int:
+        progress = replace(
+            progress, throttle=self._throttle.consume, largest_read=self._throttle.largest_read
+        )
+        return fetch_file(self._fetcher, remote, target, permissions=permissions, progress=progress)
 
 
 # What a broken connection can raise, from http.client, ssl, sockets or httpx.

@@ -83,3 +83,18 @@ def file_outcome(state: FileState) -> Outcome:
         FileState.CACHED: Outcome.CACHED,
         FileState.SKIPPED: Outcome.SKIPPED,
     }.get(state, Outcome.FAILED)
+
+
+class Mode(str, Enum):
+    """What a run lists: /downloads/next, explicit jobs, or both."""
+
+    DAEMON = "daemon"
+    JOBS = "jobs"
+    BOTH = "daemon+jobs"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# The origin of a Download leased from /downloads/next (others carry their job's ID).
+DAEMON_ORIGIN = "daemon"

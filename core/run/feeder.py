@@ -13,19 +13,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol, runtime_checkable
 
 from cdl_tui.core.farm.api import FARM_PROBLEM, MAX_NEXT_COUNT, FarmClient
 from cdl_tui.core.model.errors import ApiError, AuthError, CdlError, TransientError
 from cdl_tui.core.model.events import Event, FeederIdle, JobListed
-from cdl_tui.core.model.models import Download, RejectedDownload
+from cdl_tui.core.model.jobspec import JobSpec
+from cdl_tui.core.model.models import Download, DownloadBatch, RejectedDownload
+from cdl_tui.core.model.states import DAEMON_ORIGIN
 from cdl_tui.core.state.jobs import JobTracker
 
 
 @runtime_checkable
 class ListingSettings(Protocol):
-    """The settings the feeder reads (core.engine.EngineConfig has them)."""
+    """The settings the feeder reads (model/settings.py's EngineConfig has them)."""
 
     @property
     def daemon(self) -> bool: ...
@@ -43,8 +47,9 @@ class ListingSettings(Protocol):
 
 @runtime_checkable
 class FeederHost(Protocol):
-    """What the feeder needs of the run (core.engine.Engine provides it): the farm, where
-    listed Downloads go, and the job trackers whose listings it drives."""
+    """What the feeder needs of the run (state/intake.py provides it): the farm, where
+    listed Downloads go, and the job trackers whose listings it drives. The feeder
+    reads the trackers; it changes them only through these methods."""
 
     @property
     def client(self) -> FarmClient: ...
@@ -80,9 +85,19 @@ class _Result(Enum):
     IDLE = "idle"  # nothing to do: nap
 
 
+@dataclass(eq=False)
+class Cursor:
+    """Where the feeder is in one job's listing. Owned by the feeder's thread alone."""
+
+    pages: Iterator[DownloadBatch] | None = None  # the listing in progress
+    next_listing_at: float = 0.0  # monotonic
+    failures: int = 0  # listing attempts failed in a row
+
+
 class Feeder:
     def __init__(self, engine: FeederHost) -> None:
         self.engine = engine
+        self._cursors: dict[JobSpec, Cursor] = {}
         self._wake = threading.Event()
         self.thread = threading.Thread(target=self._run, name="feeder", daemon=True)
 
@@ -130,17 +145,24 @@ class Feeder:
             return f"listing done; lists again at {at} for new tasks"
         return f"listing: next page at {at}"
 
+    def cursor(self, tracker: JobTracker) -> Cursor:
+        cursor = self._cursors.get(tracker.spec)
+        if cursor is None:
+            cursor = self._cursors[tracker.spec] = Cursor()
+        return cursor
+
     def _nap_length(self) -> float:
         config = self.engine.config
         nap = config.poll_interval
         now = time.monotonic()
         for tracker in self.engine.trackers():
+            cursor = self.cursor(tracker)
             if (
-                tracker.pages is None
+                cursor.pages is None
                 and not tracker.error
                 and not (tracker.listing_complete and config.exit_when_done)
             ):
-                nap = min(nap, max(0.0, tracker.next_listing_at - now))
+                nap = min(nap, max(0.0, cursor.next_listing_at - now))
         return max(0.05, nap)
 
     def _feed_once(self) -> _Result:
@@ -153,28 +175,31 @@ class Feeder:
                 return _Result.IDLE
             if tracker.error:
                 continue
-            if tracker.pages is None:
+            cursor = self.cursor(tracker)
+            if cursor.pages is None:
                 if tracker.listing_complete and config.exit_when_done:
                     continue
-                if now < tracker.next_listing_at:
+                if now < cursor.next_listing_at:
                     continue
                 spec = tracker.spec
-                tracker.pages = engine.client.iter_job_downloads(
+                cursor.pages = engine.client.iter_job_downloads(
                     spec.job_id, spec.task_ids, page_size=config.page_size
                 )
-            listed = self._list_page(tracker) or listed
+            listed = self._list_page(tracker, cursor, cursor.pages) or listed
         polled = self._poll() if config.daemon and not engine.stopping else _Result.IDLE
         return _Result.WORKED if listed else polled
 
-    def _list_page(self, tracker: JobTracker) -> bool:
+    def _list_page(
+        self, tracker: JobTracker, cursor: Cursor, pages: Iterator[DownloadBatch]
+    ) -> bool:
         engine = self.engine
         job_id = tracker.job_id
         engine.set_feeder_status(f"listing job {job_id}")
         try:
-            batch = next(tracker.pages)  # type: ignore[arg-type]
+            batch = next(pages)
         except StopIteration:
-            tracker.pages = None
-            tracker.next_listing_at = time.monotonic() + engine.config.poll_interval
+            cursor.pages = None
+            cursor.next_listing_at = time.monotonic() + engine.config.poll_interval
             engine.listing_finished(tracker)
             engine.publish(JobListed(job_id=job_id, listed=len(tracker.outcomes), complete=True))
             return True
@@ -184,11 +209,11 @@ class Feeder:
             if not isinstance(exc, ApiError):
                 # A bug or an answer we choke on: the job fails loudly, never "complete".
                 log.exception("unexpected error while listing job %s", job_id)
-                tracker.pages = None
+                cursor.pages = None
                 engine.job_failed(tracker, f"job {job_id}: unexpected error while listing: {exc!r}")
                 return True
-            tracker.pages = None
-            tracker.failures += 1
+            cursor.pages = None
+            cursor.failures += 1
             permanent = not isinstance(exc, TransientError)  # 404, 400, a malformed answer
             unreachable = engine.client.unreachable_for()
             if engine.config.exit_when_done and unreachable > engine.config.unreachable_max:
@@ -199,11 +224,11 @@ class Feeder:
                 )
                 return True
             if permanent or (
-                engine.config.exit_when_done and tracker.failures >= MAX_LISTING_FAILURES
+                engine.config.exit_when_done and cursor.failures >= MAX_LISTING_FAILURES
             ):
                 engine.job_failed(tracker, f"job {job_id}: {exc}")
                 return True
-            tracker.next_listing_at = time.monotonic() + engine.config.poll_interval
+            cursor.next_listing_at = time.monotonic() + engine.config.poll_interval
             retry_at = time.time() + engine.config.poll_interval
             log.warning(
                 "listing job %s failed; next try at %s: %s",
@@ -213,7 +238,7 @@ class Feeder:
                 extra={"problem": FARM_PROBLEM, "retry_at": retry_at},
             )
             return False
-        tracker.failures = 0
+        cursor.failures = 0
         for rejected in batch.rejected:
             engine.refuse_listed(rejected, job_id, leased=False)
         for download in batch.downloads:
@@ -254,10 +279,10 @@ class Feeder:
             )
             return _Result.IDLE
         for rejected in batch.rejected:
-            engine.refuse_listed(rejected, "daemon", leased=True)
+            engine.refuse_listed(rejected, DAEMON_ORIGIN, leased=True)
         fresh = 0
         for download in batch.downloads:
-            if engine.enqueue(download, "daemon", leased=True):
+            if engine.enqueue(download, DAEMON_ORIGIN, leased=True):
                 fresh += 1
             else:
                 engine.release_known(download)

@@ -20,9 +20,12 @@ import logging
 import os
 import subprocess
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from cdl_tui.core.model.secrets import holds_secret
+from cdl_tui.core.model.states import Outcome
+from cdl_tui.core.model.views import HistoryEntry
 
 log = logging.getLogger("cdl.hooks")
 
@@ -43,6 +46,26 @@ def hook_environment(environ: Mapping[str, str]) -> dict[str, str]:
         name: value
         for name, value in environ.items()
         if name not in CREDENTIAL_VARIABLES and not holds_secret(value)
+    }
+
+
+def job_variables(
+    job_id: str,
+    tasks: int,
+    files: Sequence[HistoryEntry],
+    task_entries: Sequence[HistoryEntry],
+    output: Path | None,
+) -> dict[str, str]:
+    """The hook's variables for a job, from its history entries of this run."""
+    roots = [e.path for e in task_entries if e.path]
+    output_dir = str(output / job_id) if output else (roots[:1] or [""])[0]
+    return {
+        "CDL_JOB_ID": job_id,
+        "CDL_OUTPUT_DIR": output_dir,
+        "CDL_TASKS": str(tasks),
+        "CDL_FILES": str(sum(1 for e in files if e.outcome is Outcome.DL)),
+        "CDL_FILES_CACHED": str(sum(1 for e in files if e.outcome is Outcome.CACHED)),
+        "CDL_BYTES": str(sum(e.size for e in files if e.outcome is Outcome.DL)),
     }
 
 

@@ -13,7 +13,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cdl_tui.core.files.transfer import DestinationBusy, temp_path_for
+from cdl_tui.core.files.transfer import temp_path_for
+from cdl_tui.core.model.errors import DestinationBusy
 from cdl_tui.core.model.models import Download, RemoteFile
 from cdl_tui.core.model.states import FileState, file_outcome
 from cdl_tui.core.model.views import ActiveView, FileView, RateMeter

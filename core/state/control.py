@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 
-from cdl_tui.core.files.transfer import StopRequested
+from cdl_tui.core.model.errors import StopRequested
 from cdl_tui.core.state.active import ActiveDownload
 
 PAUSE_POLL = 0.5  # seconds: a paused worker looks again this often even unwoken

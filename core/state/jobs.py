@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from cdl_tui.core.model.jobspec import JobSpec
-from cdl_tui.core.model.models import DownloadBatch
 from cdl_tui.core.model.states import Outcome
 from cdl_tui.core.model.views import JobView
 
@@ -22,10 +20,7 @@ class JobTracker:
     spec: JobSpec
     outcomes: dict[str, Outcome | None] = field(default_factory=dict)  # download_id -> ...
     listing_complete: bool = False
-    pages: Iterator[DownloadBatch] | None = None  # the listing in progress
-    next_listing_at: float = 0.0  # monotonic
     error: str | None = None  # why the job cannot be listed (e.g. not on the farm)
-    failures: int = 0  # listing attempts failed in a row
     announced: bool = False  # JobDone was published
 
     @property

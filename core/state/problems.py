@@ -150,3 +150,8 @@ class ProblemHandler(logging.Handler):
             key=getattr(record, "problem", None),
             retry_at=getattr(record, "retry_at", None),
         )
+
+
+def download_problem(download_id: str) -> str:
+    """The key of a Download's standing problem (a failed attempt, a wait, giving up)."""
+    return f"download {download_id}"

@@ -432,7 +432,7 @@ def test_regex_keeps_only_matching_files(start_farm, make_engine, tmp_path):
 
 
 def test_permissions_are_applied(start_farm, make_engine, tmp_path):
-    from cdl_tui.core.files.transfer import Permissions
+    from cdl_tui.core.model.settings import Permissions
 
     farm = start_farm(jobs=1, tasks=1, files=1)
     old = os.umask(0o077)

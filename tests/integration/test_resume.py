@@ -363,7 +363,7 @@ def md5_of(data: bytes) -> str:
 def test_a_partial_holding_every_byte_is_checked_and_gets_the_configured_mode(
     start_farm, make_engine, tmp_path
 ):
-    from cdl_tui.core.files.transfer import Permissions
+    from cdl_tui.core.model.settings import Permissions
 
     farm = start_farm(jobs=1, tasks=1, files=1, size=200_000)
     job = farm.job_ids[0]

@@ -164,8 +164,8 @@ def test_an_output_folder_on_storage_that_is_away_is_a_warning_not_an_error(tmp_
     import errno
 
     from cdl_tui.core.files import destination
-    from cdl_tui.core.files.transfer import Permissions
     from cdl_tui.core.model.errors import ConfigError
+    from cdl_tui.core.model.settings import Permissions
 
     def away(path, permissions, **kw):
         raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")

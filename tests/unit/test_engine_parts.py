@@ -193,7 +193,8 @@ def test_summary_shows_the_legacy_information():
 
 
 def test_the_disk_guard_counts_files_in_place_only_when_room_is_tight(tmp_path):
-    from cdl_tui.core.files.diskguard import DiskGuard, WaitForDisk
+    from cdl_tui.core.files.diskguard import DiskGuard
+    from cdl_tui.core.model.errors import WaitForDisk
     from cdl_tui.core.model.models import RemoteFile
 
     files = []
@@ -217,7 +218,8 @@ def test_the_disk_guard_counts_files_in_place_only_when_room_is_tight(tmp_path):
 
 
 def test_the_disk_margin_scales_down_on_a_small_filesystem(tmp_path):
-    from cdl_tui.core.files.diskguard import DiskGuard, WaitForDisk
+    from cdl_tui.core.files.diskguard import DiskGuard
+    from cdl_tui.core.model.errors import WaitForDisk
 
     small = DiskGuard(256 << 20, probe=lambda p: 50 << 20, capacity=lambda p: 100 << 20)
     small.reserve(tmp_path, 112)  # 50 MB free on a 100 MB filesystem: room for 112 bytes

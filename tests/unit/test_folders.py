@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from cdl_tui.core.files.folders import FolderTree, LinkRefused, open_folder
+from cdl_tui.core.files.folders import FolderTree, open_folder
+from cdl_tui.core.model.errors import LinkRefused
 
 
 def open_fds() -> int:

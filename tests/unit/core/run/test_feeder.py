@@ -130,7 +130,8 @@ def test_a_job_not_on_the_farm_fails_at_once_and_a_flaky_listing_is_tried_again(
     feeder._feed_once()
     assert run.failed_jobs == ["job 99999: listing job 99999: the farm answered HTTP 404"]
     (flaky,) = [t for t in run.trackers() if t.job_id == "08285"]
-    assert flaky.error is None and flaky.failures == 1 and flaky.next_listing_at > 0
+    cursor = feeder.cursor(flaky)
+    assert flaky.error is None and cursor.failures == 1 and cursor.next_listing_at > 0
     assert run.status.startswith("listing job")
 
 

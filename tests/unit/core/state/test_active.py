@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from cdl_tui.core.files.transfer import DestinationBusy
+from cdl_tui.core.model.errors import DestinationBusy
 from cdl_tui.core.model.states import FileState
 from cdl_tui.core.state.active import ActiveSet
 

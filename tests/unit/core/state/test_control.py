@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from cdl_tui.core.files.transfer import StopRequested
+from cdl_tui.core.model.errors import StopRequested
 from cdl_tui.core.state.control import RunControl
 
 
