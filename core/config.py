@@ -8,6 +8,7 @@ its source, which `--print-config` shows (with secrets redacted).
 
 from __future__ import annotations
 
+import grp
 import os
 import re
 import sys
@@ -16,8 +17,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from cdl_tui.core.model import faults
 from cdl_tui.core.model.errors import ConfigError
 from cdl_tui.core.model.secrets import Secret
+from cdl_tui.core.model.units import parse_size
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -155,10 +158,6 @@ def _as_group(value: Any) -> str:
     """A group name or gid that exists on this machine."""
     text = _as_str(value) if not isinstance(value, int) else str(value)
     try:
-        import grp
-    except ImportError:  # pragma: no cover - not POSIX
-        return text
-    try:
         grp.getgrgid(int(text)) if text.isdigit() else grp.getgrnam(text)
     except (KeyError, OverflowError):
         raise ValueError(f"no group {text!r} on this machine") from None
@@ -166,16 +165,12 @@ def _as_group(value: Any) -> str:
 
 
 def _as_faults(value: Any) -> str:
-    from .model import faults
-
     text = _as_str(value)
     faults.validate(text)
     return text
 
 
 def _as_size(value: Any) -> int:
-    from cdl_tui.core.model.units import parse_size
-
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     return parse_size(_as_str(value))

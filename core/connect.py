@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import grp
 import logging
 from pathlib import Path
 
@@ -81,8 +82,6 @@ def group_id(group: str | None) -> int | None:
         return None
     if group.isdigit():
         return int(group)
-    import grp
-
     return grp.getgrnam(group).gr_gid
 
 

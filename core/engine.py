@@ -9,31 +9,26 @@
     engine.stop_event.wait()             # set by a drain, a fatal error or stop()
     exit_code = engine.shutdown()        # releases leases, joins threads
 
-The parts (docs/architecture.md has the map): run/feeder.py lists and leases Downloads
-into state/intake.py; run/workers.py takes them from the queue; each attempt is a
-run/download_run.py that reports into state/attempts.py and returns how it ended, which
-state/outcomes.py settles into state/ledger.py. Threads: one feeder, N workers, one
-heartbeat (farm/leases.py), a few report senders, one event dispatcher. The state (active
-set, pause and stop, ledger) sits behind one lock, `_lock`, so that a snapshot is
-consistent; the pending queue has its own, taken after it, never before; the leaf locks
-(problems, verified files, held leases, meters) call nothing while held.
+The parts (docs/architecture.md has the map, state/shared.py the lock order): the feeder
+(run/feeder.py) lists Downloads into state/intake.py; workers (run/workers.py) take them
+from the queue; each attempt (run/download_run.py) reports into state/attempts.py and
+returns how it ended, which state/outcomes.py settles into state/ledger.py.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterable
 
 from cdl_tui.core.farm.api import FARM_PROBLEM, FarmClient
 from cdl_tui.core.farm.leases import Leases
-from cdl_tui.core.files.destination import DestinationPolicy
+from cdl_tui.core.files.destination import DestinationPolicy, warn_if_unbounded
 from cdl_tui.core.files.diskguard import DiskGuard, free_space
 from cdl_tui.core.files.fetchers import Fetcher
 from cdl_tui.core.files.journal import Journal
-from cdl_tui.core.files.sweep import sweep_stale_temps
+from cdl_tui.core.files.sweep import start_sweep
 from cdl_tui.core.files.throttle import TokenBucket
 from cdl_tui.core.files.transfer import ThreadTransfer
 from cdl_tui.core.files.verified import VerifiedFiles
@@ -41,23 +36,23 @@ from cdl_tui.core.model.errors import CdlError
 from cdl_tui.core.model.events import EngineDrained, EngineStopped, Event, EventBus
 from cdl_tui.core.model.jobspec import JobSpec
 from cdl_tui.core.model.secrets import scrub
-from cdl_tui.core.model.settings import CONFLICT_POLICIES, EngineConfig
-from cdl_tui.core.model.states import DAEMON_ORIGIN, FarmStatus, Outcome
-from cdl_tui.core.model.views import EngineSnapshot, HistoryEntry, JobView
+from cdl_tui.core.model.settings import EngineConfig
+from cdl_tui.core.model.states import DAEMON_ORIGIN, Outcome
+from cdl_tui.core.model.views import DownloadDetail, EngineSnapshot, HistoryEntry, JobView
 from cdl_tui.core.run.download_run import DownloadRun, RunSettings
 from cdl_tui.core.run.feeder import Feeder
-from cdl_tui.core.run.hooks import JobDoneHook, job_variables
+from cdl_tui.core.run.hooks import JobDoneHook
 from cdl_tui.core.run.workers import WorkerPool
 from cdl_tui.core.state.active import ActiveSet
 from cdl_tui.core.state.attempts import Attempts, FilesSettings
 from cdl_tui.core.state.control import RunControl
-from cdl_tui.core.state.details import DEFAULT_KEEP_FINISHED, DownloadDetail
 from cdl_tui.core.state.intake import Intake
 from cdl_tui.core.state.jobs import JobTracker
 from cdl_tui.core.state.ledger import Ledger
 from cdl_tui.core.state.outcomes import OutcomeRules, Outcomes
 from cdl_tui.core.state.problems import ProblemHandler, ProblemLog, Severity, download_problem
 from cdl_tui.core.state.scheduler import PendingQueue, QueuedDownload
+from cdl_tui.core.state.shared import Shared
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "Engine", "EngineConfig"]
 
@@ -69,15 +64,8 @@ EXIT_USAGE = 2
 RECENT = 20  # history entries a snapshot carries (the headless summary prints these)
 
 
-def _privileged() -> bool:
-    """Running as root, or as a service (systemd sets INVOCATION_ID for its units)."""
-    return os.geteuid() == 0 or bool(os.environ.get("INVOCATION_ID"))
-
-
 class Engine:
     def __init__(self, client: FarmClient, config: EngineConfig) -> None:
-        if config.on_conflict not in CONFLICT_POLICIES:
-            raise ValueError(f"on_conflict must be one of {', '.join(CONFLICT_POLICIES)}")
         self.client = client
         self.config = config
         self.bus = EventBus()
@@ -99,40 +87,28 @@ class Engine:
             failed_hold=config.failed_hold,
             refused_key=self.fatal,
         )
+        self._shared = shared = Shared(
+            self._lock,
+            self.publish,
+            self.control,
+            self._active,
+            self.queue,
+            self.leases,
+            self.problems,
+        )
         self.journal = Journal(config.journal) if config.journal else None
         self.throttle = TokenBucket(config.max_bandwidth)
         self.hook = JobDoneHook(config.on_job_done) if config.on_job_done else None
-        keep = DEFAULT_KEEP_FINISHED if config.history_size is None else config.history_size
         self.ledger = Ledger(
             self._lock,
             self.publish,
-            jobs=config.jobs,
-            history_size=config.history_size,
-            keep_details=keep,
-            journal=self.journal,
-            drains=config.exit_when_done and not config.daemon,
-            idle=lambda: not (self.control.stopping or len(self._active) or len(self.queue)),
+            config,
+            self.journal,
+            idle=shared.idle,
             on_drained=self._drained,
             on_job_complete=self._job_complete,
         )
-        self.outcomes = Outcomes(
-            self._lock,
-            self.publish,
-            rules=OutcomeRules(
-                max_attempts=config.max_attempts,
-                retry_delay=config.retry_delay,
-                disk_retry=config.disk_retry,
-                disk_release_after=config.disk_release_after,
-                disk_wait_max=config.disk_wait_max,
-            ),
-            active=self._active,
-            queue=self.queue,
-            ledger=self.ledger,
-            leases=self.leases,
-            control=self.control,
-            problems=self.problems,
-            fatal=self.fatal,
-        )
+        self.outcomes = Outcomes(shared, OutcomeRules.of(config), self.ledger, self.fatal)
         self._workers = WorkerPool(
             config.threads,
             self._lock,
@@ -142,41 +118,25 @@ class Engine:
             crashed=lambda exc: self.stop(f"internal error in a worker: {exc!r}", EXIT_FAILED),
         )
         self.intake = Intake(
+            shared,
             client,
             config,
-            self.publish,
-            ledger=self.ledger,
-            queue=self.queue,
-            active=self._active,
-            leases=self.leases,
-            control=self.control,
+            self.ledger,
             threads=lambda: self._workers.target,
             fatal=self.fatal,
         )
         self.attempts = Attempts(
-            self._lock,
-            self.publish,
-            settings=FilesSettings(config.permissions, config.on_conflict, config.force),
-            active=self._active,
-            ledger=self.ledger,
-            outcomes=self.outcomes,
-            control=self.control,
-            leases=self.leases,
-            policy=DestinationPolicy(
-                output=config.output,
-                fallback=config.fallback_dir,
-                path_map=config.path_map,
-                output_roots=config.output_roots,
-            ),
+            shared,
+            FilesSettings.of(config),
+            self.ledger,
+            self.outcomes,
+            policy=DestinationPolicy.of(config),
             disk=DiskGuard(config.disk_margin, config.free_space or free_space),
             verified=VerifiedFiles(self.journal, md5_cache=config.md5_cache),
             transfer=ThreadTransfer(Fetcher(client.http, lambda: client.tls), self.throttle),
             refresh=self.intake.refresh,
         )
-        stall = (config.stall_timeout, config.stall_min_rate) if config.stall_min_rate else None
-        self._run_settings = RunSettings(
-            config.max_attempts, config.file_attempts, config.file_retry_delay, stall
-        )
+        self._run_settings = RunSettings.of(config)
         self._feeder = Feeder(self.intake)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -192,22 +152,11 @@ class Engine:
         self.client.stop_reports_on(self.leases.reporter.gave_up)
         self.ledger.run_started = time.time()
         self._started = time.monotonic()
-        if self.config.output is None and not self.config.output_roots and _privileged():
-            log.warning(
-                "output_roots is not set: the farm's output_dir chooses where files are "
-                "written (system, home and hidden folders are refused); set output_roots "
-                "to the folders renders belong in"
-            )
-        roots = [p for p in (self.config.output, self.config.fallback_dir) if p is not None]
-        threading.Thread(
-            target=sweep_stale_temps,
-            args=([r.expanduser() for r in roots], self.config.temp_max_age),
-            name="sweep",
-            daemon=True,
-        ).start()
+        warn_if_unbounded(self.config)
+        start_sweep((self.config.output, self.config.fallback_dir), self.config.temp_max_age)
         self._workers.start()
         self._feeder.start()
-        self.leases.start_heartbeats(self._ours)
+        self.leases.start_heartbeats(self._shared.ours)
 
     @property
     def stopping(self) -> bool:
@@ -261,11 +210,9 @@ class Engine:
                 return self.exit_code
             self._shutdown_done = True
             stragglers = [a.item for a in self._active.all()]
-        for item in stragglers:
-            # Its partial temp files stay: the next run resumes them.
+        for item in stragglers:  # its partial temp files stay: the next run resumes them
             log.warning("%s did not stop in time; releasing it", item.download.label)
-        for item in [*stragglers, *self.queue.drain(), *self.leases.take_held()]:
-            self.leases.report(item, FarmStatus.PENDING, 0, closing=True, quick=True)
+        self.leases.release_all([*stragglers, *self.queue.drain()])
         self.leases.close(left())
         code = self.exit_code
         logging.getLogger("cdl").removeHandler(self._problem_handler)
@@ -304,22 +251,16 @@ class Engine:
 
     def pause_download(self, download_id: str, paused: bool = True) -> bool:
         """Pause or resume one Download, active (between chunks) or still queued."""
-        with self._lock:
-            active = self._active.get(download_id)
-            if active is not None:
-                active.paused = paused
-                self.control.wake()
-                return True
+        if self._active.flag(download_id, paused=paused):
+            self.control.wake()
+            return True
         return self.queue.set_held(download_id, paused)
 
     def cancel(self, download_id: str) -> bool:
         """Stop a Download, remove its temp files, give it back to the farm (`pending`)."""
-        with self._lock:
-            active = self._active.get(download_id)
-            if active is not None:
-                active.cancelled = True
-                self.control.wake()
-                return True
+        if self._active.flag(download_id, cancelled=True):
+            self.control.wake()
+            return True
         item = self.queue.remove(download_id)
         if item is None:
             return False
@@ -414,16 +355,9 @@ class Engine:
         return self.journal.recent_history(limit, before=self.ledger.run_started)
 
     def details(self, download_id: str) -> DownloadDetail | None:
-        """Everything this run knows about one Download, for a detail view: its attempts,
-        its files (final and temp paths), its IDs, the hosts of its URLs; None if this run
-        does not know it (or finished it longer ago than the last `history_size`). Cheap:
-        no disk, no network.
-
-        `where` says which list it is in: "active" (outcome DOWNLOADING), "pending"
-        (PENDING, WAITING FOR DISK or BUSY), "failed" (FAILED, CANCELLED or REFUSED),
-        "done" (DL, CACHED or SKIPPED) or "history" (RELEASED: a daemon's Download that
-        waited too long and was given back to the farm).
-        """
+        """Everything this run knows about one Download (state/details.py), or None if
+        it does not know it or finished it longer ago than the last `history_size`. Cheap:
+        no disk, no network."""
         with self._lock:
             active = self._active.get(download_id)
             if active is not None:
@@ -443,23 +377,9 @@ class Engine:
         self.stop("everything asked for is done")
 
     def _job_complete(self, view: JobView) -> None:
-        log.info("job %s done: %d downloads, %d failed", view.job_id, view.listed, view.failed)
-        if self.hook is None:
-            return
-        if view.failed:
-            log.warning("job %s had failures; its --on-job-done hook does not run", view.job_id)
-            return
-        files, tasks = self.ledger.job_history(view.job_id)
-        self.hook.fire(
-            view.job_id, job_variables(view.job_id, view.listed, files, tasks, self.config.output)
-        )
-
-    def _ours(self) -> list[tuple[QueuedDownload, int]]:
-        """The Downloads running or queued that the farm counts as ours (for heartbeats),
-        with their bytes so far."""
-        with self._lock:
-            items = [(a.item, a.done) for a in self._active.all()]
-        return items + [(item, 0) for item in self.queue.items() if item.leased]
+        if self.hook is not None:
+            files, tasks = self.ledger.job_history(view.job_id)
+            self.hook.job_complete(view, files, tasks, self.config.output)
 
     def _take(self) -> QueuedDownload | None:
         item = self.queue.take(0.5, self.control.may_start)

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cdl_tui.core.model.views import (
+    DownloadDetail,
     FailedView,
     HistoryEntry,
     JobView,
@@ -18,7 +19,6 @@ from cdl_tui.core.model.views import (
     Problem,
     Severity,
 )
-from cdl_tui.core.state.details import DownloadDetail
 
 from .summary import clock, duration, size, time_of_day
 

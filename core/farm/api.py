@@ -22,6 +22,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import certifi  # httpx's own CA bundle (a dependency of httpx)
 import httpx
 
 from cdl_tui.core.model.errors import (
@@ -134,8 +135,6 @@ def tls_context(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         return context
-    import certifi  # httpx's own CA bundle (a dependency of httpx)
-
     cafile = os.environ.get("SSL_CERT_FILE") or certifi.where()
     capath = os.environ.get("SSL_CERT_DIR")
     return ssl.create_default_context(cafile=cafile, capath=capath)
@@ -218,7 +217,7 @@ class FarmClient:
             self._tokens = StaticToken(credentials)
         else:
             self._tokens = VendorTokenExchange(credentials, self._exchange_vendor_key)
-        self._credential_text = self._tokens.describe()  # type: ignore[attr-defined]
+        self._credential_text = self._tokens.describe()
         for each in (retrier, self._quick_retrier, self._report_retrier):
             each.problem = FARM_PROBLEM
         self._on_answer: Callable[[float], None] | None = None

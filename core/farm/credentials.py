@@ -117,6 +117,10 @@ class TokenSource(Protocol):
 
     def bearer(self) -> str: ...
 
+    def describe(self) -> str:
+        """What the token is, for messages (never the token itself)."""
+        ...
+
     def renew_after_401(self) -> bool:
         """Drop a cached token after a 401; True if asking again may succeed."""
         ...
@@ -193,7 +197,9 @@ class VendorTokenExchange:
         if not isinstance(token, str) or not token:
             raise AuthError(f"the token exchange for {self.describe()} gave no access_token")
         try:
-            lifetime = float(expires_in)  # type: ignore[arg-type]
+            if not isinstance(expires_in, (int, float, str)):
+                raise TypeError(type(expires_in).__name__)
+            lifetime = float(expires_in)
         except (TypeError, ValueError):
             raise AuthError(
                 f"the token exchange for {self.describe()} gave no usable expires_in"

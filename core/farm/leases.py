@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 from cdl_tui.core.farm.api import FarmClient
@@ -61,7 +61,7 @@ class Leases:
         self._refused_key = refused_key
         self._lock = threading.Lock()
         self._held: list[Leased] = []
-        self._ours: Callable[[], list[tuple[Leased, int]]] = list
+        self._ours: Callable[[], Sequence[tuple[Leased, int]]] = list
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
 
@@ -164,6 +164,11 @@ class Leases:
             if item not in self._held:
                 self._held.append(item)
 
+    def release_all(self, items: Iterable[Leased]) -> None:
+        """At shutdown: give the farm back these Downloads and those held, at once."""
+        for item in [*items, *self.take_held()]:
+            self.report(item, FarmStatus.PENDING, 0, closing=True, quick=True)
+
     def take_held(self) -> list[Leased]:
         """Every held item, no longer held (at shutdown, to hand them back)."""
         with self._lock:
@@ -179,7 +184,7 @@ class Leases:
 
     # -- heartbeats ------------------------------------------------------------------------
 
-    def start_heartbeats(self, ours: Callable[[], list[tuple[Leased, int]]]) -> None:
+    def start_heartbeats(self, ours: Callable[[], Sequence[tuple[Leased, int]]]) -> None:
         """Beat for `ours()` (the Downloads running and queued that the farm counts as
         ours, with their bytes so far) and the held ones."""
         self._ours = ours

@@ -37,7 +37,7 @@ class RetryPolicy:
     jitter: float = 0.5
 
     def delay(self, retry_number: int, rng: random.Random | None = None) -> float:
-        raw = min(self.max_delay, self.base_delay * (2 ** (retry_number - 1)))
+        raw = min(self.max_delay, self.base_delay * (2.0 ** (retry_number - 1)))
         factor = 1.0 - self.jitter * (rng or random).random()
         return raw * factor
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 import os
 import re
 import stat
@@ -22,11 +23,12 @@ from pathlib import Path, PurePosixPath
 from cdl_tui.core.model.errors import ConfigError
 from cdl_tui.core.model.models import Download, RemoteFile
 from cdl_tui.core.model.paths import UnsafePath
-from cdl_tui.core.model.settings import DEFAULT_FALLBACK, Permissions
+from cdl_tui.core.model.settings import DEFAULT_FALLBACK, EngineConfig, Permissions
 
 from .diskguard import existing_ancestor
 from .transfer import make_dirs
 
+log = logging.getLogger("cdl.engine")
 _WINDOWS_RE = re.compile(r"^(?:[A-Za-z]:|\\\\|//[^/])")
 
 
@@ -36,6 +38,10 @@ class DestinationPolicy:
     fallback: Path = DEFAULT_FALLBACK
     path_map: tuple[tuple[str, str], ...] = ()  # (from, to) prefixes of output_dir
     output_roots: tuple[Path, ...] = ()  # if set, an output_dir must be under one of them
+
+    @classmethod
+    def of(cls, config: EngineConfig) -> DestinationPolicy:
+        return cls(config.output, config.fallback_dir, config.path_map, config.output_roots)
 
     def root_for(self, download: Download) -> tuple[Path, str | None]:
         """The folder the Download's relative paths hang from (a real path), and a warning
@@ -271,3 +277,15 @@ def prepare_output_root(path: Path, what: str, permissions: Permissions) -> str 
     if not os.access(path, os.W_OK | os.X_OK):
         raise ConfigError(f"cannot write into {path} ({what}): permission denied")
     return None
+
+
+def warn_if_unbounded(config: EngineConfig) -> None:
+    """Say once at start if the farm's output_dir alone chooses where a privileged run
+    (root, or a service: systemd sets INVOCATION_ID for its units) writes files."""
+    privileged = os.geteuid() == 0 or bool(os.environ.get("INVOCATION_ID"))
+    if config.output is None and not config.output_roots and privileged:
+        log.warning(
+            "output_roots is not set: the farm's output_dir chooses where files are "
+            "written (system, home and hidden folders are refused); set output_roots "
+            "to the folders renders belong in"
+        )

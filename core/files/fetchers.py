@@ -17,8 +17,9 @@ import ssl
 import threading
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Protocol
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import httpx
 
@@ -39,11 +40,14 @@ class BodySource(Protocol):
         """Make each further read wait at most `seconds` for data (where it can)."""
 
 
+ConnectionKey = tuple[str, str | None, int | None]  # scheme, host, port
+
+
 class _StdlibBody:
     def __init__(
         self,
         pool: _Connections,
-        key: tuple,
+        key: ConnectionKey,
         conn: http.client.HTTPConnection,
         response: http.client.HTTPResponse,
     ) -> None:
@@ -99,13 +103,15 @@ class _Connections:
         self._tls_lock = threading.Lock()
         self._timeout = timeout
 
-    def _idle(self) -> dict[tuple, http.client.HTTPConnection]:
-        idle = getattr(self._local, "idle", None)
+    def _idle(self) -> dict[ConnectionKey, http.client.HTTPConnection]:
+        idle: dict[ConnectionKey, http.client.HTTPConnection] | None = getattr(
+            self._local, "idle", None
+        )
         if idle is None:
             idle = self._local.idle = {}
         return idle
 
-    def give_back(self, key: tuple, conn: http.client.HTTPConnection) -> None:
+    def give_back(self, key: ConnectionKey, conn: http.client.HTTPConnection) -> None:
         old = self._idle().pop(key, None)
         if old is not None and old is not conn:
             old.close()
@@ -135,21 +141,26 @@ class _Connections:
             return _StdlibBody(self, key, conn, response)
         raise http.client.RemoteDisconnected("the connection was closed")  # pragma: no cover
 
-    def _connect(self, parts) -> http.client.HTTPConnection:
+    def _connect(self, parts: SplitResult) -> http.client.HTTPConnection:
+        host = parts.hostname
+        if not host:  # the farm's URLs are checked when parsed; this one slipped through
+            raise http.client.InvalidURL("a file URL without a host")
         if parts.scheme == "https":
             with self._tls_lock:
                 if self._tls is None:
                     self._tls = self._make_tls()
             return http.client.HTTPSConnection(
-                parts.hostname, parts.port, timeout=self._timeout, context=self._tls
+                host, parts.port, timeout=self._timeout, context=self._tls
             )
-        return http.client.HTTPConnection(parts.hostname, parts.port, timeout=self._timeout)
+        return http.client.HTTPConnection(host, parts.port, timeout=self._timeout)
 
 
 class _HttpxBody:
     """httpx's stream as a readinto source (used when a proxy is configured)."""
 
-    def __init__(self, stream, response: httpx.Response) -> None:
+    def __init__(
+        self, stream: AbstractContextManager[httpx.Response], response: httpx.Response
+    ) -> None:
         self._stream = stream
         self._response = response
         self._chunks: Iterator[bytes] = response.iter_raw()
@@ -157,7 +168,8 @@ class _HttpxBody:
         self.status = response.status_code
 
     def header(self, name: str) -> str | None:
-        return self._response.headers.get(name)
+        value: str | None = self._response.headers.get(name)
+        return value
 
     def readinto(self, view: memoryview) -> int:
         while not self._left:
@@ -267,8 +279,11 @@ class HashPipeline:
             if item is None:
                 return
             index, count = item
+            digest = self._digest
             try:
-                self._digest.update(self.buffers[index][:count])  # type: ignore[union-attr]
+                if digest is None:
+                    raise RuntimeError("a buffer was handed in before start()")
+                digest.update(self.buffers[index][:count])
             except BaseException as exc:
                 self._error = exc
             self._free.put(index)

@@ -22,6 +22,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from cdl_tui.core.model.states import Outcome
 from cdl_tui.core.model.views import HistoryEntry
@@ -57,7 +58,7 @@ CREATE TABLE IF NOT EXISTS history (
 CREATE INDEX IF NOT EXISTS history_by_job ON history (job_id, kind, finished_at);
 """
 
-_STOP = object()
+Write = tuple[str, tuple[object, ...]]  # (what, its values), for the writer thread
 
 
 def stat_key(path: Path, st: os.stat_result | None = None) -> tuple[int, int, int, int] | None:
@@ -77,7 +78,7 @@ class Journal:
         self._local = threading.local()
         self.set_aside: str | None = None  # why an unreadable journal was moved aside
         self._open_checked()
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Write | threading.Event | None] = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write_loop, name="journal", daemon=True)
         self._writer.start()
         self.lookups = 0
@@ -143,7 +144,8 @@ class Journal:
         if row is None or tuple(row[:4]) != key:
             return None
         self.hits += 1
-        return row[4]
+        md5: str | None = row[4]
+        return md5
 
     def record_verified(self, path: Path, md5: str, st: os.stat_result | None = None) -> None:
         key = stat_key(path, st)
@@ -211,11 +213,11 @@ class Journal:
 
     def flush(self, timeout: float = 10.0) -> None:
         done = threading.Event()
-        self._queue.put(("flush", done))
+        self._queue.put(done)
         done.wait(timeout)
 
     def close(self) -> None:
-        self._queue.put(_STOP)
+        self._queue.put(None)  # the writer stops
         self._writer.join(10.0)
 
     def _write_loop(self) -> None:
@@ -228,9 +230,9 @@ class Journal:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            stop = any(entry is _STOP for entry in batch)
-            waiters = [e[1] for e in batch if e is not _STOP and e[0] == "flush"]
-            writes = [e for e in batch if e is not _STOP and e[0] != "flush"]
+            stop = any(entry is None for entry in batch)
+            waiters = [e for e in batch if isinstance(e, threading.Event)]
+            writes = [e for e in batch if isinstance(e, tuple)]
             self._apply_each_if_need_be(conn, writes)
             for waiter in waiters:
                 waiter.set()
@@ -242,7 +244,7 @@ class Journal:
                 # journal is a cache; a crash loses at most this much of it.
                 time.sleep(WRITE_PAUSE)
 
-    def _apply_each_if_need_be(self, conn: sqlite3.Connection, writes: list) -> None:
+    def _apply_each_if_need_be(self, conn: sqlite3.Connection, writes: list[Write]) -> None:
         """Write a batch; if it fails, each record alone, so one bad record (text SQLite
         cannot store, a full disk for a moment) costs only itself. This thread never
         dies: the journal is a cache, and the run goes on without what it could not keep."""
@@ -260,7 +262,7 @@ class Journal:
                 log.warning("could not write a journal record: %r", exc)
 
     @staticmethod
-    def _apply(conn: sqlite3.Connection, writes: list) -> None:
+    def _apply(conn: sqlite3.Connection, writes: list[Write]) -> None:
         if not writes:
             return
         conn.execute("BEGIN IMMEDIATE")
@@ -297,7 +299,7 @@ def _add_run_started(conn: sqlite3.Connection) -> None:
             raise
 
 
-def _entry(row: tuple) -> HistoryEntry:
+def _entry(row: tuple[Any, ...]) -> HistoryEntry:  # columns typed by the schema, not Python
     return HistoryEntry(
         kind=row[0],
         outcome=Outcome(row[1]),

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import stat
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -45,3 +46,11 @@ def sweep_stale_temps(roots: Iterable[Path], max_age: float, now: float | None =
     if removed:
         log.info("removed %d stale temp files older than %.0f hours", removed, max_age / 3600)
     return removed
+
+
+def start_sweep(roots: Iterable[Path | None], max_age: float) -> None:
+    """Sweep these output folders (None: not set) in a background thread."""
+    folders = [root.expanduser() for root in roots if root is not None]
+    threading.Thread(
+        target=sweep_stale_temps, args=(folders, max_age), name="sweep", daemon=True
+    ).start()

@@ -42,10 +42,11 @@ class TokenBucket:
 
     def consume(self, count: int) -> None:
         """Take `count` bytes' worth of tokens, sleeping until they are there."""
-        if self.rate is None:
+        rate = self.rate
+        if rate is None:  # no limit: no lock on the hot path
             return
         with self._lock:
-            rate = self.rate
+            rate = self.rate  # again: set_rate() may have lifted the limit meanwhile
             if rate is None:
                 return
             now = self._clock()

@@ -71,6 +71,10 @@ class EngineConfig:
     output_roots: tuple[Path, ...] = ()  # if set, a farm's output_dir must be under one
     failed_hold: float = 900.0  # seconds a daemon keeps the lease of a Download it gave up
 
+    def __post_init__(self) -> None:
+        if self.on_conflict not in CONFLICT_POLICIES:
+            raise ValueError(f"on_conflict must be one of {', '.join(CONFLICT_POLICIES)}")
+
     @property
     def mode(self) -> Mode:
         if self.daemon and self.jobs:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from functools import cached_property
@@ -213,7 +214,7 @@ MIN_AGE = 0.5  # seconds: younger, a rate is too noisy to be worth showing as su
 class RateMeter:
     """Bytes per second, from per-second buckets (thread-safe, O(1) per update)."""
 
-    def __init__(self, seconds: int = 60, clock=time.monotonic) -> None:
+    def __init__(self, seconds: int = 60, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._born = clock()  # a young meter divides by its age, not the whole window
         self._buckets: deque[list[float]] = deque(maxlen=seconds)  # [second, bytes]
@@ -244,3 +245,53 @@ class RateMeter:
         with self._lock:
             by_second = {int(s): b for s, b in self._buckets}
         return tuple(float(by_second.get(s, 0)) for s in range(current - seconds, current))
+
+
+# -- details(): everything known about one Download ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One attempt of a Download: who ran it, when, and how it ended."""
+
+    number: int  # 1, 2, ... counted over the whole run (a retried Download goes on counting)
+    worker: str  # the worker thread's name
+    started_at: float  # wall clock (time.time())
+    ended_at: float | None  # None while it runs
+    outcome: str  # "running", "done", "failed", "cancelled", "given back", "waiting for disk"...
+    error: str  # "" unless it failed; scrubbed of secrets
+
+
+@dataclass(frozen=True, slots=True)
+class FileDetail:
+    """One file of a Download: where it lands, the temp file it is written through."""
+
+    relative_path: str  # as the farm listed it
+    final_path: str  # where it lands (or landed); "" if not known yet
+    temp_path: str  # the temp file beside it while it is not in place; "" if none or not known
+    size: int
+    md5: str
+    state: str  # the FileState value while it runs, else its outcome (DL, CACHED...) or "queued"
+    reason: str  # "" unless it failed
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadDetail:
+    """Everything this run knows about one Download; no URL, only the hosts of its files."""
+
+    download_id: str | None
+    wire_id: str  # the ID as the farm sent it, its type showing: 9007199254740993 or "ab12"
+    job_id: str | None
+    task_id: str | None
+    # Which list it is in: "active" (outcome DOWNLOADING), "pending" (PENDING, WAITING FOR
+    # DISK or BUSY), "failed" (FAILED, CANCELLED or REFUSED), "done" (DL, CACHED or
+    # SKIPPED) or "history" (RELEASED: a daemon's Download that waited too long and was
+    # given back to the farm).
+    where: str
+    outcome: str
+    reason: str  # full, never cut: why it failed, or why its last attempt did
+    attempts: tuple[AttemptRecord, ...]
+    files: tuple[FileDetail, ...]
+    url_hosts: tuple[str, ...]  # host[:port] of the file URLs, each once
+    size: int
+    origin: str  # "daemon" or the job it was listed for, "" if unknown

@@ -33,6 +33,7 @@ from cdl_tui.core.model.errors import (
 )
 from cdl_tui.core.model.models import RemoteFile
 from cdl_tui.core.model.paths import UnsafePath
+from cdl_tui.core.model.settings import EngineConfig
 from cdl_tui.core.model.states import FileState
 from cdl_tui.core.state.active import ActiveDownload, ActiveFile
 
@@ -121,6 +122,11 @@ class RunSettings:
     file_attempts: int = 3  # tries per file within one attempt
     file_retry_delay: float = 0.5  # base of the backoff between tries of a file
     stall: tuple[float, float] | None = (60.0, 1024.0)  # (seconds, bytes/s); None: off
+
+    @classmethod
+    def of(cls, config: EngineConfig) -> RunSettings:
+        stall = (config.stall_timeout, config.stall_min_rate) if config.stall_min_rate else None
+        return cls(config.max_attempts, config.file_attempts, config.file_retry_delay, stall)
 
 
 class _FileFailed(Exception):

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from cdl_tui.core.model.secrets import holds_secret
 from cdl_tui.core.model.states import Outcome
-from cdl_tui.core.model.views import HistoryEntry
+from cdl_tui.core.model.views import HistoryEntry, JobView
 
 log = logging.getLogger("cdl.hooks")
 
@@ -117,6 +117,19 @@ class JobDoneHook:
             )
         else:
             log.info("the job-done hook for %s ran", job_id)
+
+    def job_complete(
+        self,
+        view: JobView,
+        files: Sequence[HistoryEntry],
+        tasks: Sequence[HistoryEntry],
+        output: Path | None,
+    ) -> None:
+        """A job is complete: run the command, unless one of its Downloads failed."""
+        if view.failed:
+            log.warning("job %s had failures; its --on-job-done hook does not run", view.job_id)
+            return
+        self.fire(view.job_id, job_variables(view.job_id, view.listed, files, tasks, output))
 
     def join(self, timeout: float = 10.0) -> None:
         for thread in self.threads:

@@ -17,8 +17,8 @@ from cdl_tui.core.files.transfer import temp_path_for
 from cdl_tui.core.model.errors import DestinationBusy
 from cdl_tui.core.model.models import Download, RemoteFile
 from cdl_tui.core.model.states import FileState, file_outcome
-from cdl_tui.core.model.views import ActiveView, FileView, RateMeter
-from cdl_tui.core.state.details import FILE_QUEUED, DownloadRecord, FileDetail
+from cdl_tui.core.model.views import ActiveView, FileDetail, FileView, RateMeter
+from cdl_tui.core.state.details import FILE_QUEUED, DownloadRecord
 from cdl_tui.core.state.scheduler import QueuedDownload
 
 
@@ -117,6 +117,21 @@ class ActiveSet:
     def get(self, download_id: str) -> ActiveDownload | None:
         with self._lock:
             return self._active.get(download_id)
+
+    def flag(
+        self, download_id: str, *, paused: bool | None = None, cancelled: bool | None = None
+    ) -> bool:
+        """Set a running Download's own pause or cancel flag; False if it is not running.
+        (Its worker reads them between chunks: tell it with RunControl.wake().)"""
+        with self._lock:
+            active = self._active.get(download_id)
+            if active is None:
+                return False
+            if paused is not None:
+                active.paused = paused
+            if cancelled is not None:
+                active.cancelled = cancelled
+            return True
 
     def pop(self, download_id: str) -> ActiveDownload | None:
         with self._lock:

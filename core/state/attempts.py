@@ -13,13 +13,11 @@ under the state lock; events go out after it is released.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from cdl_tui.core.farm.leases import Leases
 from cdl_tui.core.files.destination import DestinationPolicy, plan_files
 from cdl_tui.core.files.diskguard import DiskGuard
 from cdl_tui.core.files.place import DownloadFiles
@@ -27,20 +25,19 @@ from cdl_tui.core.files.transfer import Transfer
 from cdl_tui.core.files.verified import VerifiedFiles
 from cdl_tui.core.model.events import (
     DownloadStarted,
-    Event,
     FileDone,
     FileFailed,
     FileStateChanged,
 )
 from cdl_tui.core.model.secrets import scrub
-from cdl_tui.core.model.settings import Permissions
+from cdl_tui.core.model.settings import EngineConfig, Permissions
 from cdl_tui.core.model.states import FarmStatus, FileState, file_outcome
 from cdl_tui.core.model.views import HistoryEntry, RateMeter
-from cdl_tui.core.state.active import ActiveDownload, ActiveFile, ActiveSet
-from cdl_tui.core.state.control import RunControl
+from cdl_tui.core.state.active import ActiveDownload, ActiveFile
 from cdl_tui.core.state.ledger import Ledger
 from cdl_tui.core.state.outcomes import Outcomes
 from cdl_tui.core.state.scheduler import QueuedDownload
+from cdl_tui.core.state.shared import Shared
 
 log = logging.getLogger("cdl.engine")
 
@@ -56,33 +53,33 @@ class FilesSettings:
     on_conflict: str = "overwrite"
     force: bool = False  # fetch every file, and reserve no disk space
 
+    @classmethod
+    def of(cls, config: EngineConfig) -> FilesSettings:
+        return cls(config.permissions, config.on_conflict, config.force)
+
 
 class Attempts:
     def __init__(
         self,
-        lock: threading.RLock,
-        publish: Callable[[Event], None],
-        *,
+        shared: Shared,
         settings: FilesSettings,
-        active: ActiveSet,
         ledger: Ledger,
         outcomes: Outcomes,
-        control: RunControl,
-        leases: Leases,
+        *,
         policy: DestinationPolicy,
         disk: DiskGuard,
         verified: VerifiedFiles,
         transfer: Transfer,
         refresh: Callable[[QueuedDownload], bool],
     ) -> None:
-        self._lock = lock
-        self._publish = publish
+        self._lock = shared.lock
+        self._publish = shared.publish
+        self._active = shared.active
+        self._control = shared.control
+        self._leases = shared.leases
         self._settings = settings
-        self._active = active
         self._ledger = ledger
         self._outcomes = outcomes
-        self._control = control
-        self._leases = leases
         self._policy = policy
         self._disk = disk
         self._verified = verified

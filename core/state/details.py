@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from cdl_tui.core.model.models import Download, RejectedDownload, WireId
 from cdl_tui.core.model.secrets import scrub
 from cdl_tui.core.model.states import Outcome
+from cdl_tui.core.model.views import AttemptRecord, DownloadDetail, FileDetail
 
 from .scheduler import QueuedDownload
 
@@ -28,49 +29,6 @@ DEFAULT_KEEP_FINISHED = 20_000  # finished Downloads whose details are kept, if 
 FILE_QUEUED = "queued"  # the state of a file no attempt has reached
 RUNNING = "running"  # the outcome of an attempt that has not ended
 _AUTHORITY_END = re.compile(r"[/?#]")
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptRecord:
-    """One attempt of a Download: who ran it, when, and how it ended."""
-
-    number: int  # 1, 2, ... counted over the whole run (a retried Download goes on counting)
-    worker: str  # the worker thread's name
-    started_at: float  # wall clock (time.time())
-    ended_at: float | None  # None while it runs
-    outcome: str  # "running", "done", "failed", "cancelled", "given back", "waiting for disk"...
-    error: str  # "" unless it failed; scrubbed of secrets
-
-
-@dataclass(frozen=True, slots=True)
-class FileDetail:
-    """One file of a Download: where it lands, the temp file it is written through."""
-
-    relative_path: str  # as the farm listed it
-    final_path: str  # where it lands (or landed); "" if not known yet
-    temp_path: str  # the temp file beside it while it is not in place; "" if none or not known
-    size: int
-    md5: str
-    state: str  # the FileState value while it runs, else its outcome (DL, CACHED...) or "queued"
-    reason: str  # "" unless it failed
-
-
-@dataclass(frozen=True, slots=True)
-class DownloadDetail:
-    """Everything this run knows about one Download; no URL, only the hosts of its files."""
-
-    download_id: str | None
-    wire_id: str  # the ID as the farm sent it, its type showing: 9007199254740993 or "ab12"
-    job_id: str | None
-    task_id: str | None
-    where: str  # "active", "pending", "failed" (given up), "done", "history" (released)
-    outcome: str  # "DOWNLOADING", "PENDING", "WAITING FOR DISK", "FAILED", "DL", "RELEASED"...
-    reason: str  # full, never cut: why it failed, or why its last attempt did
-    attempts: tuple[AttemptRecord, ...]
-    files: tuple[FileDetail, ...]
-    url_hosts: tuple[str, ...]  # host[:port] of the file URLs, each once
-    size: int
-    origin: str  # "daemon" or the job it was listed for, "" if unknown
 
 
 def url_host(url: str) -> str:

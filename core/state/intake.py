@@ -18,19 +18,17 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from cdl_tui.core.farm.api import FarmClient
-from cdl_tui.core.farm.leases import Leases
 from cdl_tui.core.model.errors import AuthError, CdlError
-from cdl_tui.core.model.events import DownloadFailed, DownloadQueued, Event, JobDone
+from cdl_tui.core.model.events import DownloadFailed, DownloadQueued, JobDone
 from cdl_tui.core.model.models import Download, RejectedDownload
 from cdl_tui.core.model.secrets import scrub
 from cdl_tui.core.model.settings import EngineConfig
 from cdl_tui.core.model.states import DAEMON_ORIGIN, FarmStatus, Outcome
-from cdl_tui.core.state.active import ActiveSet
-from cdl_tui.core.state.control import RunControl
 from cdl_tui.core.state.jobs import JobTracker
 from cdl_tui.core.state.ledger import Ledger
 from cdl_tui.core.state.problems import download_problem
-from cdl_tui.core.state.scheduler import PendingQueue, QueuedDownload
+from cdl_tui.core.state.scheduler import QueuedDownload
+from cdl_tui.core.state.shared import Shared
 
 log = logging.getLogger("cdl.engine")
 
@@ -38,27 +36,23 @@ log = logging.getLogger("cdl.engine")
 class Intake:
     def __init__(
         self,
+        shared: Shared,
         client: FarmClient,
         config: EngineConfig,
-        publish: Callable[[Event], None],
-        *,
         ledger: Ledger,
-        queue: PendingQueue,
-        active: ActiveSet,
-        leases: Leases,
-        control: RunControl,
+        *,
         threads: Callable[[], int],
         fatal: Callable[[CdlError], None],
     ) -> None:
         self.client = client
         self.config = config
-        self.publish = publish
+        self.publish = shared.publish
         self.fatal = fatal
         self._ledger = ledger
-        self._queue = queue
-        self._active = active
-        self._leases = leases
-        self._control = control
+        self._queue = shared.queue
+        self._active = shared.active
+        self._leases = shared.leases
+        self._control = shared.control
         self._threads = threads
         self._regex = re.compile(config.regex) if config.regex else None
         self.status = "listing: starting"

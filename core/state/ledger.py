@@ -17,6 +17,7 @@ nothing is queued or running: `on_drained` is called once.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -26,12 +27,20 @@ from cdl_tui.core.files.journal import Journal
 from cdl_tui.core.model.events import Event, JobDone
 from cdl_tui.core.model.jobspec import JobSpec
 from cdl_tui.core.model.models import Download, RejectedDownload
+from cdl_tui.core.model.settings import EngineConfig
 from cdl_tui.core.model.states import Outcome
-from cdl_tui.core.model.views import FailedView, HistoryEntry, JobView, Totals
-from cdl_tui.core.state.details import DetailBook, DownloadDetail, DownloadRecord, refused_detail
+from cdl_tui.core.model.views import DownloadDetail, FailedView, HistoryEntry, JobView, Totals
+from cdl_tui.core.state.details import (
+    DEFAULT_KEEP_FINISHED,
+    DetailBook,
+    DownloadRecord,
+    refused_detail,
+)
 from cdl_tui.core.state.history import History
 from cdl_tui.core.state.jobs import JobTracker
 from cdl_tui.core.state.scheduler import QueuedDownload
+
+log = logging.getLogger("cdl.engine")
 
 
 @dataclass
@@ -92,16 +101,16 @@ class Ledger:
         self,
         lock: threading.RLock,
         publish: Callable[[Event], None],
-        *,
-        jobs: Iterable[JobSpec],
-        history_size: int | None,
-        keep_details: int,
+        config: EngineConfig,
         journal: Journal | None,
-        drains: bool,
+        *,
         idle: Callable[[], bool],
         on_drained: Callable[[], None],
         on_job_complete: Callable[[JobView], None],
     ) -> None:
+        jobs, history_size = config.jobs, config.history_size
+        keep_details = DEFAULT_KEEP_FINISHED if history_size is None else history_size
+        drains = config.exit_when_done and not config.daemon
         self._lock = lock
         self._publish = publish
         self.counters = Counters()
@@ -278,6 +287,7 @@ class Ledger:
                 return
             tracker.announced = True
             view = tracker.view()
+        log.info("job %s done: %d downloads, %d failed", view.job_id, view.listed, view.failed)
         self._publish(JobDone(job_id=view.job_id, downloads=view.listed, failed=view.failed))
         self._on_job_complete(view)
 
@@ -347,13 +357,13 @@ def _failed_view(
     *,
     attempts: int = 0,
 ) -> FailedView:
-    full = isinstance(download, Download)
+    full = download if isinstance(download, Download) else None
     return FailedView(
         download_id=download.download_id,
         job_id=download.job_id,
         task_id=download.task_id,
-        files=len(download.files) if full else 0,
-        size=download.size if full else 0,
+        files=len(full.files) if full else 0,
+        size=full.size if full else 0,
         attempts=attempts,
         reason=reason,
         outcome=outcome,

@@ -26,12 +26,10 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cdl_tui.core.farm.leases import Leases
 from cdl_tui.core.model.attempts import AttemptEnd, AttemptResult, is_last_attempt
 from cdl_tui.core.model.errors import CdlError
 from cdl_tui.core.model.events import (
@@ -39,16 +37,16 @@ from cdl_tui.core.model.events import (
     DownloadDone,
     DownloadFailed,
     DownloadWaiting,
-    Event,
 )
 from cdl_tui.core.model.secrets import scrub
+from cdl_tui.core.model.settings import EngineConfig
 from cdl_tui.core.model.states import DAEMON_ORIGIN, FarmStatus, FileState, Outcome
 from cdl_tui.core.model.views import HistoryEntry
-from cdl_tui.core.state.active import ActiveDownload, ActiveFile, ActiveSet
-from cdl_tui.core.state.control import RunControl
+from cdl_tui.core.state.active import ActiveDownload, ActiveFile
 from cdl_tui.core.state.ledger import Ledger, given_up
-from cdl_tui.core.state.problems import ProblemLog, download_problem
-from cdl_tui.core.state.scheduler import PendingQueue, QueuedDownload
+from cdl_tui.core.state.problems import download_problem
+from cdl_tui.core.state.scheduler import QueuedDownload
+from cdl_tui.core.state.shared import Shared
 
 log = logging.getLogger("cdl.engine")
 
@@ -65,36 +63,39 @@ class OutcomeRules:
     disk_release_after: float = 120.0
     disk_wait_max: float = 1800.0
 
+    @classmethod
+    def of(cls, config: EngineConfig) -> OutcomeRules:
+        return cls(
+            max_attempts=config.max_attempts,
+            retry_delay=config.retry_delay,
+            disk_retry=config.disk_retry,
+            disk_release_after=config.disk_release_after,
+            disk_wait_max=config.disk_wait_max,
+        )
+
     def backoff(self, attempts: int) -> float:
         """Seconds before the next attempt, after `attempts` failed ones (with jitter)."""
-        delay = min(MAX_BACKOFF, self.retry_delay * 2 ** (attempts - 1))
+        delay = min(MAX_BACKOFF, self.retry_delay * 2.0 ** (attempts - 1))
         return delay * random.uniform(0.5, 1.0)
 
 
 class Outcomes:
     def __init__(
         self,
-        lock: threading.RLock,
-        publish: Callable[[Event], None],
-        *,
+        shared: Shared,
         rules: OutcomeRules,
-        active: ActiveSet,
-        queue: PendingQueue,
         ledger: Ledger,
-        leases: Leases,
-        control: RunControl,
-        problems: ProblemLog,
         fatal: Callable[[CdlError], None],
     ) -> None:
-        self._lock = lock
-        self._publish = publish
+        self._lock = shared.lock
+        self._publish = shared.publish
+        self._active = shared.active
+        self._queue = shared.queue
+        self._leases = shared.leases
+        self._control = shared.control
+        self._problems = shared.problems
         self.rules = rules
-        self._active = active
-        self._queue = queue
         self._ledger = ledger
-        self._leases = leases
-        self._control = control
-        self._problems = problems
         self._fatal = fatal
 
     def settle(self, active: ActiveDownload, result: AttemptResult) -> None:

@@ -91,7 +91,14 @@ class ProblemLog:
         ones (no key), oldest first, so that a flood of warnings cannot push a job's
         failure off the status line. Standing problems are kept up to STANDING more (a
         run with thousands of failed Downloads)."""
-        for goes in (lambda e: not e.current(now), lambda e: e.key is None):
+
+        def gone(entry: Problem) -> bool:
+            return not entry.current(now)
+
+        def fleeting(entry: Problem) -> bool:
+            return entry.key is None
+
+        for goes in (gone, fleeting):
             excess = len(self._entries) - self._limit
             if excess <= 0:
                 return

@@ -15,15 +15,17 @@ from cdl_tui.core.model.jobspec import JobSpec
 from cdl_tui.core.model.states import FileState, Outcome
 from cdl_tui.core.model.views import (
     ActiveView,
+    AttemptRecord,
+    DownloadDetail,
     EngineSnapshot,
     FailedView,
+    FileDetail,
     FileView,
     HistoryEntry,
     JobView,
     PendingView,
     Totals,
 )
-from cdl_tui.core.state.details import AttemptRecord, DownloadDetail, FileDetail
 from cdl_tui.core.state.problems import Problem, Severity
 
 T0 = 1_795_000_000.0  # a fixed "now" (2026-11-18 in UTC)

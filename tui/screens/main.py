@@ -24,6 +24,7 @@ from cdl_tui.core.model.jobspec import JobSpec
 from cdl_tui.core.model.states import Outcome
 from cdl_tui.core.model.views import (
     ActiveView,
+    DownloadDetail,
     EngineSnapshot,
     FailedView,
     HistoryEntry,
@@ -31,7 +32,6 @@ from cdl_tui.core.model.views import (
     PendingView,
     current_problems,
 )
-from cdl_tui.core.state.details import DownloadDetail
 from cdl_tui.tui import detail as describe
 from cdl_tui.tui.summary import size
 from cdl_tui.tui.widgets import rows

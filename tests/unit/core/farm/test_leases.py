@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 from cdl_tui.core.farm.leases import Leases
@@ -13,34 +12,13 @@ from cdl_tui.core.state.scheduler import QueuedDownload
 MD5 = "ZZZZZZZZZZZZZZZZZZZZZZ=="
 
 
-class FakeFarm:
-    def __init__(self, fail_with: Exception | None = None) -> None:
-        self.seen: list[tuple[object, str, int]] = []
-        self.fails: list[tuple[str, str]] = []
-        self.fail_with = fail_with
-        self.lock = threading.Lock()
-
-    def report_status(self, wire_id, status, *, bytes_downloaded, bytes_to_download, quick):
-        if self.fail_with is not None:
-            raise self.fail_with
-        with self.lock:
-            self.seen.append((wire_id, status, bytes_downloaded))
-
-    def report_fail(self, download_id: str, message: str) -> None:
-        self.fails.append((download_id, message))
-
-    def statuses(self) -> list[str]:
-        with self.lock:
-            return [status for _, status, _ in self.seen]
-
-
 def item(download_id: str = "7", *, leased: bool = False) -> QueuedDownload:
     files = (RemoteFile("http://s/a.exr", MD5, "a.exr", 10),)
     download = Download(download_id, int(download_id), "08285", "001", "/out", 10, files)
     return QueuedDownload(download, "daemon", leased=leased)
 
 
-def keeper(farm: FakeFarm, **kw) -> tuple[Leases, list[AuthError]]:
+def keeper(farm, **kw) -> tuple[Leases, list[AuthError]]:
     refused: list[AuthError] = []
     settings = {"reporting": True, "heartbeat_interval": 0.01, "failed_hold": 60.0, **kw}
     leases = Leases(farm, refused_key=refused.append, **settings)  # type: ignore[arg-type]
@@ -56,8 +34,8 @@ def wait_for(condition, timeout: float = 5.0) -> None:
     raise AssertionError("timed out")
 
 
-def test_pending_goes_only_to_what_the_farm_counts_as_ours() -> None:
-    farm = FakeFarm()
+def test_pending_goes_only_to_what_the_farm_counts_as_ours(make_farm) -> None:
+    farm = make_farm()
     leases, _ = keeper(farm)
     queued = item()
 
@@ -76,8 +54,8 @@ def test_pending_goes_only_to_what_the_farm_counts_as_ours() -> None:
     assert farm.seen == [(7, "downloading", 0), (7, "pending", 0), (7, "pending", 0)]
 
 
-def test_nothing_is_reported_when_reporting_is_off() -> None:
-    farm = FakeFarm()
+def test_nothing_is_reported_when_reporting_is_off(make_farm) -> None:
+    farm = make_farm()
     leases, _ = keeper(farm, reporting=False)
     leases.report(item(), "downloading", 0)
     leases.start_heartbeats(lambda: [(item(leased=True), 1)])
@@ -85,8 +63,8 @@ def test_nothing_is_reported_when_reporting_is_off() -> None:
     assert farm.seen == [] and not leases.thread.is_alive()
 
 
-def test_heartbeats_go_to_ours_and_survive_a_bad_round() -> None:
-    farm = FakeFarm()
+def test_heartbeats_go_to_ours_and_survive_a_bad_round(make_farm) -> None:
+    farm = make_farm()
     leases, _ = keeper(farm)
     rounds = iter([RuntimeError("a bug")])
     running = item("8", leased=True)
@@ -104,8 +82,8 @@ def test_heartbeats_go_to_ours_and_survive_a_bad_round() -> None:
     assert {(w, s, d) for w, s, d in farm.seen} == {(8, "downloading", 5)}
 
 
-def test_a_held_lease_beats_until_its_time_then_goes_back() -> None:
-    farm = FakeFarm()
+def test_a_held_lease_beats_until_its_time_then_goes_back(make_farm) -> None:
+    farm = make_farm()
     leases, _ = keeper(farm, failed_hold=0.2)
     failed = item("10", leased=True)
     leases.hold(failed)
@@ -118,12 +96,12 @@ def test_a_held_lease_beats_until_its_time_then_goes_back() -> None:
     assert leases.take_held() == []
 
 
-def test_a_refused_key_ends_the_run_and_other_errors_are_logged() -> None:
-    leases, refused = keeper(FakeFarm(fail_with=AuthError("the farm refused the key")))
+def test_a_refused_key_ends_the_run_and_other_errors_are_logged(make_farm) -> None:
+    leases, refused = keeper(make_farm(fail_with=AuthError("the farm refused the key")))
     leases.report_raw("7", 7, "downloading", 0, 10)
     leases.close(5)
     assert [str(e) for e in refused] == ["the farm refused the key"]
-    leases, refused = keeper(FakeFarm(fail_with=TransientError("busy", 503)))
+    leases, refused = keeper(make_farm(fail_with=TransientError("busy", 503)))
     leases.report_raw("7", 7, "downloading", 0, 10)
     leases.close(5)
     assert refused == []
