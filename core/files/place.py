@@ -78,8 +78,10 @@ class DownloadFiles:
     ) -> bool:
         """An earlier attempt of this Download put the file in place as `settled`: True
         if it is unchanged since (a skipped file was never verified: it differs from the
-        farm's by choice, and stays so)."""
+        farm's by choice, and stays so while it is there)."""
         st = target.folder.lstat(target.name)
+        if st is None or not S_ISREG(st.st_mode):
+            return False  # gone (or replaced by a link, a folder): placed again
         if settled is not FileState.SKIPPED and not self._verified.trusted(dest, remote, st):
             return False
         self._renamed_into.add(_parts(remote)[:-1])  # renamed before, maybe never synced
@@ -124,7 +126,7 @@ class DownloadFiles:
                 finally:
                     os.close(fd)
             except OSError as exc:
-                log.warning("cannot hash %s (%s); fetching it again", dest, why(exc))
+                log.warning("cannot hash %s (%s); it counts as differing", dest, why(exc))
                 digest = None
             if digest == remote.md5:
                 verified.remember(dest, remote, st)
