@@ -1,6 +1,7 @@
 """The benchmark suite: cdl-tui against the tools a user would otherwise reach for.
 
     python bench/run.py [--runs 3] [--quick] [--skip-100k] [--only-noop]
+    python bench/run.py --baseline /path/to/old/.venv/bin --runs 5   # before/after a change
 
 Everything is measured in one run on this machine and reported as ratios against a
 reference measured in the same run (timings drift between runs; ratios less so).
@@ -167,12 +168,12 @@ class Bench:
 
     # -- tools -----------------------------------------------------------------------------
 
-    def cdl_tui(self, api: str, token: str, out: Path, *extra: str) -> float:
+    def cdl_tui(self, api: str, token: str, out: Path, *extra: str, binary: Path = BIN) -> float:
         shutil.rmtree(out, ignore_errors=True)
         env = {**self.env, "CDL_API_KEY": token}
         return timed(
             [
-                BIN / "cdl-tui",
+                binary / "cdl-tui",
                 "--headless",
                 "--api-url",
                 api,
@@ -528,6 +529,76 @@ class Bench:
         shutil.rmtree(out, ignore_errors=True)
         return row
 
+    # -- before and after a change ----------------------------------------------------------
+
+    def compare(self, baseline: Path) -> dict:
+        """cdl-tui as built before a change (`baseline`: the bin folder of a venv with it)
+        and as built now, side by side on the same data: each measure run by run,
+        alternating, `--runs` times each."""
+        builds = {"before": baseline, "after": BIN}
+        rows: dict[str, dict] = {}
+        noop = self.work / "noop"
+        subprocess.run(
+            [BIN / "cdl-farm", "generate", str(noop), "--jobs", "1", "--tasks", "8"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        api, token = self.start_farm(noop)
+        out = self.work / "noop-out"
+        self.cdl_tui(api, token, out)  # the first run fetches everything; then nothing to do
+        rerun = ["--headless", "--api-url", api, "00001", "--exit-when-done", "--output", str(out)]
+        env = {**self.env, "CDL_API_KEY": token}
+        rows["no-op rerun of a complete job"] = self.paired(
+            "no-op rerun of a complete job",
+            builds,
+            lambda b: timed([b / "cdl-tui", *rerun], env=env),
+        )
+        nginx = self.start_nginx()
+        for name, (tasks, files_per_task, full_size) in DATASETS.items():
+            size = 512 << 20 if self.args.quick and name == "a" else full_size
+            print(f"bench: data set {name}: {tasks * files_per_task} x {size} bytes", flush=True)
+            data = self.generate(name, tasks, files_per_task, size)
+            started_procs = len(self.procs)
+            api, token = self.start_farm(data, "--files-url", f"{nginx}/{name}/files")
+            key = f"{name}: cdl-tui into tmpfs"
+            rows[key] = self.paired(
+                key, builds, lambda b: self.cdl_tui(api, token, self.work / "out", binary=b)
+            )
+            if name in ("a", "b"):
+                farm_api, farm_token = self.start_farm(data)
+                key = f"{name}: cdl-tui, bytes from the reference farm"
+                rows[key] = self.paired(
+                    key,
+                    builds,
+                    lambda b: self.cdl_tui(farm_api, farm_token, self.work / "out", binary=b),
+                )
+            self.stop(self.procs[started_procs:])
+            del self.procs[started_procs:]
+            shutil.rmtree(self.work / "out", ignore_errors=True)
+            shutil.rmtree(data, ignore_errors=True)
+        return rows
+
+    def paired(self, key: str, builds: dict[str, Path], func) -> dict:
+        values: dict[str, list[float]] = {label: [] for label in builds}
+        for _ in range(self.args.runs):
+            for label, binary in builds.items():
+                os.sync()
+                values[label].append(func(binary))
+        row: dict = {}
+        for label, runs in values.items():
+            median, spread = median_spread(runs)
+            row[label] = {"median": round(median, 3), "spread": round(spread, 3), "runs": runs}
+        before, after = row["before"], row["after"]
+        gap = abs(after["median"] - before["median"])
+        row["within_spread"] = gap <= max(before["spread"], after["spread"])
+        print(
+            f"  {key:<44} before {before['median']:7.3f}s (spread {before['spread']:.3f})  "
+            f"after {after['median']:7.3f}s (spread {after['spread']:.3f})  "
+            f"{'within spread' if row['within_spread'] else 'APART'}",
+            flush=True,
+        )
+        return row
+
     @staticmethod
     def _rss(pid: int) -> float:
         try:
@@ -675,7 +746,16 @@ def main() -> int:
         "--only-noop", action="store_true", help="only the no-op rerun (needs no other tool)"
     )
     parser.add_argument("--out", type=Path, help="default bench/results.json (-noop.json)")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="BIN_DIR",
+        help="compare only: cdl-tui from this venv bin folder (the build before a change) "
+        "against this one, run by run alternating; writes bench/results-compare.json",
+    )
     args = parser.parse_args()
+    if args.baseline is not None:
+        return compare(args)
     args.out = args.out or HERE / ("results-noop.json" if args.only_noop else "results.json")
     for tool in () if args.only_noop else ("nginx", "aria2c", "curl", "md5sum"):
         need(tool)
@@ -704,6 +784,27 @@ def main() -> int:
     args.out.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"\nbench: wrote {args.out}")
     return 0 if all(r["met"] for r in table) else 1
+
+
+def compare(args: argparse.Namespace) -> int:
+    for tool in ("nginx", "curl"):
+        need(tool)
+    bench = Bench(args)
+    try:
+        rows = bench.compare(args.baseline.resolve())
+    finally:
+        bench.close()
+    out = args.out or HERE / "results-compare.json"
+    payload = {
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "cpus": os.cpu_count(),
+        "runs": args.runs,
+        "baseline": str(args.baseline),
+        "results": rows,
+    }
+    out.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"\nbench: wrote {out}")
+    return 0 if all(row["within_spread"] for row in rows.values()) else 1
 
 
 if __name__ == "__main__":
