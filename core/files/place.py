@@ -31,7 +31,7 @@ from cdl_tui.core.files.transfer import (
     remove_partial,
 )
 from cdl_tui.core.files.verified import VerifiedFiles
-from cdl_tui.core.model.errors import CdlError, FileProblem, LinkRefused
+from cdl_tui.core.model.errors import AttemptProblem, CdlError, FileProblem, LinkRefused
 from cdl_tui.core.model.models import RemoteFile
 from cdl_tui.core.model.settings import Permissions
 from cdl_tui.core.model.states import FileState
@@ -139,7 +139,7 @@ class DownloadFiles:
             try:
                 folder.rename(name, backup)
             except OSError as exc:
-                raise FileProblem(f"cannot back up {dest}: {why(exc)}") from None
+                raise AttemptProblem(f"cannot back up {dest}: {why(exc)}") from None
             log.warning("%s differed from the farm's file; moved it to %s", dest, backup)
         return None
 

@@ -103,6 +103,10 @@ class LinkRefused(OSError):
     """A symbolic link (or a non-folder) stands where a folder of ours must be."""
 
 
+class AttemptProblem(CdlError):
+    """This attempt fails, though no one file failed (a backup that cannot be made)."""
+
+
 class FileProblem(CdlError):
     """One file of a Download cannot be placed (a link where its folder goes, a folder
     where it goes, a folder that cannot be made): the attempt fails on that file."""

@@ -24,6 +24,7 @@ from typing import Protocol, TypeVar
 
 from cdl_tui.core.model.attempts import AttemptEnd, AttemptResult, is_last_attempt
 from cdl_tui.core.model.errors import (
+    AttemptProblem,
     AuthError,
     DestinationBusy,
     FileProblem,
@@ -160,6 +161,8 @@ class DownloadRun:
             return AttemptResult(AttemptEnd.BUSY, str(exc))
         except UnsafePath as exc:
             return AttemptResult(AttemptEnd.FAILED, f"refused: {exc}", retryable=False)
+        except AttemptProblem as exc:
+            return AttemptResult(AttemptEnd.FAILED, str(exc))
         except _FileFailed as exc:
             return AttemptResult(
                 AttemptEnd.FAILED,

@@ -47,6 +47,7 @@ class Intake:
         self.client = client
         self.config = config
         self.publish = shared.publish
+        self._lock = shared.lock
         self.fatal = fatal
         self._ledger = ledger
         self._queue = shared.queue
@@ -189,9 +190,10 @@ class Intake:
         it straight back, or the farm would offer it first again and starve the daemon.
         """
         download_id = download.download_id
-        _, outcome = self._ledger.outcome_of(download_id)
-        if outcome is None:
+        with self._lock:  # its outcome and where it is, seen at one moment
+            _, outcome = self._ledger.outcome_of(download_id)
             active = self._active.get(download_id)
+        if outcome is None:
             item = active.item if active is not None else None
             item = item or next(
                 (i for i in self._queue.items() if i.download_id == download_id), None

@@ -123,11 +123,13 @@ class Ledger:
         self._on_drained = on_drained
         self._on_job_complete = on_job_complete
         self._drained = False
-        self._trackers = [JobTracker(spec) for spec in jobs]
+        self._trackers = [JobTracker(spec) for spec in dict.fromkeys(jobs)]  # each job once
         self._known: dict[str, Outcome | None] = {}  # every download_id this run has seen
-        self._given_up: dict[str, GivenUp] = {}  # ours, by ID: the retry command's list
-        self._refused_elsewhere: list[GivenUp] = []  # without an ID, or another job's
+        # In the order they were given up: ours by ID (the retry command's list); those
+        # refused without an ID, or in another job's listing, by (origin, ID, serial).
+        self._given_up: dict[str | tuple[str, str | None, int], GivenUp] = {}
         self._refused_seen: set[tuple[str, str | None]] = set()  # (origin, ID) of those
+        self._refused_serial = 0
 
     # -- listings --------------------------------------------------------------------------
 
@@ -192,7 +194,8 @@ class Ledger:
                 refused=refused_detail(rejected, origin),
             )
             if foreign or download_id is None:
-                self._refused_elsewhere.append(given)
+                self._refused_serial += 1
+                self._given_up[(origin, download_id, self._refused_serial)] = given
             else:
                 self._given_up[download_id] = given
             return True
@@ -256,7 +259,9 @@ class Ledger:
 
     def retryable(self) -> list[str]:
         with self._lock:
-            return [i for i, g in self._given_up.items() if g.item is not None]
+            return [
+                i for i, g in self._given_up.items() if isinstance(i, str) and g.item is not None
+            ]
 
     def forget(self, download_id: str, detail: DownloadDetail) -> None:
         """Released to the farm: not ours, and no outcome (it may come back)."""
@@ -310,8 +315,7 @@ class Ledger:
 
     def failed_views(self) -> tuple[FailedView, ...]:
         with self._lock:
-            given = [*self._given_up.values(), *self._refused_elsewhere]
-            return tuple(sorted((g.view for g in given), key=lambda v: v.at))
+            return tuple(g.view for g in self._given_up.values())
 
     def job_views(self) -> tuple[JobView, ...]:
         with self._lock:
@@ -339,12 +343,12 @@ class Ledger:
             finished = self.book.finished(download_id)
             if finished is not None:
                 return finished
-            # Refused in another job's listing: kept apart.
+            # Refused in another job's listing: kept under that listing's key.
             return next(
                 (
                     g.refused
-                    for g in self._refused_elsewhere
-                    if g.refused is not None and g.view.download_id == download_id
+                    for key, g in self._given_up.items()
+                    if not isinstance(key, str) and g.view.download_id == download_id
                 ),
                 None,
             )

@@ -133,7 +133,6 @@ class Outcomes:
             outcome = Outcome.CACHED
         seconds = time.monotonic() - active.started
         fetched = sum(f.remote.size for f in active.files if f.state is FileState.COMPLETE)
-        self._end_attempt(active, "done")
         entry = HistoryEntry(
             kind="task",
             outcome=outcome,
@@ -145,7 +144,9 @@ class Outcomes:
             seconds=seconds,
             finished_at=time.time(),
         )
-        self._ledger.done(entry, active.record.detail("done", outcome.value, ""))
+        with self._lock:  # from running to done in one step, as a snapshot sees it
+            self._end_attempt(active, "done")
+            self._ledger.done(entry, active.record.detail("done", outcome.value, ""))
         self._problems.clear(download_problem(d.download_id))
         self._publish(
             DownloadDone(

@@ -316,6 +316,25 @@ def test_a_differing_file_is_moved_aside_with_on_conflict_backup(root: Path) -> 
     assert (root / "shot" / backups[0]).read_bytes() == theirs
 
 
+def test_a_backup_that_cannot_be_made_fails_the_attempt_not_the_file(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = remote("shot/a.exr", A)
+    plant(root / "shot/a.exr", b"someone else's frame, not the farm's")
+    host = host_for(root, {"shot/a.exr": A}, on_conflict="backup")
+
+    def refused(self: Folder, old: str, new: str) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Folder, "rename", refused)
+    result = run(make_active(a), host)
+    assert result.end is AttemptEnd.FAILED and result.retryable
+    assert result.failed_path is None  # no one file failed: nothing counts as a failed file
+    assert result.reason.startswith("cannot back up ") and "Permission denied" in result.reason
+    assert FileState.FAILED not in host.states("shot/a.exr")
+    assert host.transfer.calls == []
+
+
 def test_a_same_sized_differing_file_is_hashed_then_overwritten(root: Path) -> None:
     a = remote("shot/a.exr", A)
     plant(root / "shot/a.exr", b"X" * len(A))  # same size: only the hash tells them apart

@@ -6,6 +6,7 @@ is a fake that records what it is told.
 
 from __future__ import annotations
 
+import threading
 import time
 
 from cdl_tui.core.model.attempts import AttemptEnd, AttemptResult
@@ -177,3 +178,30 @@ def test_done_reports_downloaded_records_the_task_and_completes_the_job(parts, m
     assert p.statuses() == ["downloaded"]
     (job,) = p.of(JobDone)
     assert (job.job_id, job.downloads, job.failed) == ("08285", 1, 0) and p.drained == [True]
+
+
+def test_a_snapshot_sees_a_download_running_or_done_never_in_between(
+    parts, make_active, monkeypatch
+) -> None:
+    """Another thread (a snapshot, details()) takes the state lock while it is settled."""
+    p = parts()
+    active = running(p, make_active)
+    seen: list[tuple[str, int, int]] = []
+    real_done = p.ledger.done
+
+    def look() -> None:
+        with p.shared.lock:
+            where = p.ledger.detail("7").where if p.shared.active.get("7") is None else "active"
+            seen.append((where, len(p.shared.active), p.ledger.totals().downloads_done))
+
+    def done_while_another_thread_looks(*args, **kwargs) -> None:
+        other = threading.Thread(target=look)
+        other.start()
+        other.join(0.2)  # it waits for the lock (or, if it did not, has looked already)
+        real_done(*args, **kwargs)
+
+    monkeypatch.setattr(p.ledger, "done", done_while_another_thread_looks)
+    look()
+    p.outcomes.settle(active, AttemptResult(AttemptEnd.DONE))
+    time.sleep(0.05)
+    assert seen == [("active", 1, 0), ("done", 0, 1)]
