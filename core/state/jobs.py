@@ -1,4 +1,10 @@
-"""What the engine knows about each job it was asked for (job mode)."""
+"""What the engine knows about each job it was asked for (job mode).
+
+Owned data: the trackers belong to the ledger (state/ledger.py) and change under the state
+lock; the feeder reads them and changes them only through its FeederHost. Where the feeder
+is in a job's listing (its page iterator, the next listing, failures in a row) is its own
+(run/feeder.py's Cursor).
+"""
 
 from __future__ import annotations
 

@@ -3,6 +3,11 @@
 Ordered (first in, first out, with "move to top"), each entry at most once, entries can be
 held (paused while queued) or wait out a backoff. `take()` blocks until an entry may start.
 Each entry caches its immutable view, so the snapshot of a 10,000-entry queue is one tuple.
+
+Owned data: the entries and their order, under the queue's own condition, which is taken
+after the state lock, never before (a snapshot holds the state lock and asks for views).
+A QueuedDownload's fields are written by whoever holds it: the worker running it, or the
+outcome rules settling it, one at a time.
 """
 
 from __future__ import annotations
