@@ -62,5 +62,15 @@ class KeyBar(TextLines):
     }
     """
 
+    _shown: tuple[list[KeyHint], tuple[KeyHint, ...]] = ([], ALWAYS)
+
     def show_hints(self, hints: list[KeyHint], always: tuple[KeyHint, ...] = ALWAYS) -> None:
+        self._shown = (hints, always)
         self.show_lines([fit_hints(hints, self.size.width or 100, always)])
+
+    def on_resize(self) -> None:
+        """Fit the hints again: the first ones may have come before the bar had a width
+        (a slow start), or the terminal changed size."""
+        hints, always = self._shown
+        if hints or always is not ALWAYS:
+            self.show_lines([fit_hints(hints, self.size.width or 100, always)])
