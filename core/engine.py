@@ -34,6 +34,7 @@ from cdl_tui.core.files.transfer import ThreadTransfer
 from cdl_tui.core.files.verified import VerifiedFiles
 from cdl_tui.core.model.errors import CdlError
 from cdl_tui.core.model.events import EngineDrained, EngineStopped, Event, EventBus
+from cdl_tui.core.model.frames import FramesView
 from cdl_tui.core.model.jobspec import JobSpec
 from cdl_tui.core.model.secrets import scrub
 from cdl_tui.core.model.settings import EngineConfig
@@ -46,6 +47,7 @@ from cdl_tui.core.run.workers import WorkerPool
 from cdl_tui.core.state.active import ActiveSet
 from cdl_tui.core.state.attempts import Attempts, FilesSettings
 from cdl_tui.core.state.control import RunControl
+from cdl_tui.core.state.frames import JobFrames
 from cdl_tui.core.state.intake import Intake
 from cdl_tui.core.state.jobs import JobTracker
 from cdl_tui.core.state.ledger import Ledger
@@ -80,13 +82,7 @@ class Engine:
         self.control = RunControl(self._lock)
         self.queue = PendingQueue()
         self._active = ActiveSet(self._lock)
-        self.leases = Leases(
-            client,
-            reporting=config.reporting,
-            heartbeat_interval=config.heartbeat_interval,
-            failed_hold=config.failed_hold,
-            refused_key=self.fatal,
-        )
+        self.leases = Leases.of(client, config, refused_key=self.fatal)
         self._shared = shared = Shared(
             self._lock,
             self.publish,
@@ -95,6 +91,7 @@ class Engine:
             self.queue,
             self.leases,
             self.problems,
+            JobFrames(),
         )
         self.journal = Journal(config.journal) if config.journal else None
         self.throttle = TokenBucket(config.max_bandwidth)
@@ -310,6 +307,7 @@ class Engine:
     def snapshot(self) -> EngineSnapshot:
         ledger, history = self.ledger, self.ledger.history
         with self._lock:
+            active = self._active.views(self.control.paused)
             return EngineSnapshot(
                 taken_at=time.time(),
                 uptime=time.monotonic() - self._started,
@@ -320,7 +318,7 @@ class Engine:
                 stopping=self.control.stopping,
                 threads=self._workers.target,
                 busy=len(self._active),
-                active=self._active.views(self.control.paused),
+                active=active,
                 pending=self.queue.views(),
                 failed=ledger.failed_views(),
                 recent_files=history.recent_files(RECENT),
@@ -331,7 +329,7 @@ class Engine:
                 totals=ledger.totals(),
                 rate=self.attempts.meter.rate(),
                 rate_history=self.attempts.meter.history(),
-                jobs=ledger.job_views(),
+                jobs=ledger.job_views(active),
                 feeder=self.intake.status,
                 bandwidth_limit=self.throttle.rate,
                 problems=self.problems.view(),
@@ -359,12 +357,11 @@ class Engine:
         it does not know it or finished it longer ago than the last `history_size`. Cheap:
         no disk, no network."""
         with self._lock:
-            active = self._active.get(download_id)
-            if active is not None:
-                live = active.file_details(running=True)
-                reason = active.item.last_error or ""
-                return active.record.detail("active", "DOWNLOADING", reason, live)
-            return self.ledger.detail(download_id)
+            return self._active.detail(download_id) or self.ledger.detail(download_id)
+
+    def frames(self, job_id: str) -> FramesView | None:
+        """The job's files as frame sequences: on disk, missing, empty (model/frames.py)."""
+        return self._shared.frames.view(job_id)
 
     def trackers(self) -> list[JobTracker]:
         return self.ledger.trackers()

@@ -28,6 +28,7 @@ class LocalCheck:
     dest: Path | None
     state: str  # "same", "missing", "size differs", "md5 differs", "refused"
     reason: str = ""
+    on_disk: int = 0  # the size of what is at `dest` (0 when missing)
 
     @property
     def ok(self) -> bool:
@@ -69,7 +70,16 @@ def _check_download(
     for remote, dest in planned:
         if pattern is not None and not pattern.search(remote.relative_path):
             continue
-        yield LocalCheck(download, remote, dest, compare(remote, dest, hash_present))
+        state = compare(remote, dest, hash_present)
+        on_disk = 0 if state == "missing" else _size(dest)
+        yield LocalCheck(download, remote, dest, state, on_disk=on_disk)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.lstat().st_size
+    except OSError:  # gone since it was compared
+        return 0
 
 
 def compare(remote: RemoteFile, dest: Path, hash_present: bool = True) -> str:

@@ -6,12 +6,23 @@
       "totals": {"files_downloaded": ..., "bytes_downloaded": ..., ...},
       "jobs": [
         {"job_id": "08285", "listed": 48, "complete": true, "error": null,
+         "sequences": [
+           {"pattern": "renders/beauty/MJ_0100.beauty.####.exr", "frames": "1001-1100",
+            "missing": "1050-1052,1077", "empty": "1090", "files": 96, "bytes": ...}],
+         "single_files": [{"path": "renders/scene.abc", "size": ..., "on_disk": true}],
          "tasks": [
            {"task_id": "004", "download_id": "...", "outcome": "DL", "bytes": ...,
             "seconds": 1.2, "reason": "",
             "files": [{"path": "/out/08285/...exr", "size": ..., "outcome": "DL",
                        "seconds": 0.4, "reason": ""}]}]}]
     }
+
+`sequences`: the job's files grouped into frame sequences (model/frames.py): `pattern` is
+relative to the job's folder with one `#` per digit of the frame; `frames` (on disk),
+`missing` (gaps in the range, and frames listed but not on disk) and `empty` (zero bytes,
+or under 10 % of the median of the 4 nearest frames) are frame sets as fileseq writes them,
+"" when there are none; `files` and `bytes` are those on disk. Files with no frame number,
+or alone in their sequence, are in `single_files`.
 
 Outcomes: DL (downloaded and verified), CACHED (already on disk), SKIPPED (a differing
 local file kept by --on-conflict skip), FAILED, CANCELLED, REFUSED (the farm's data was
@@ -28,6 +39,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from cdl_tui.core.model.frames import FramesView
 from cdl_tui.core.model.secrets import scrub_data
 from cdl_tui.core.model.version import __version__
 from cdl_tui.core.model.views import HistoryEntry
@@ -53,12 +65,20 @@ def build_report(engine: Engine) -> dict[str, Any]:
             "listed": view.listed,
             "complete": view.complete,
             "error": error,
+            **_frames(engine.frames(view.job_id)),
             "tasks": [],
         }
     for task in tasks:
         job = jobs.setdefault(
             task.job_id,
-            {"job_id": task.job_id, "listed": None, "complete": None, "error": None, "tasks": []},
+            {
+                "job_id": task.job_id,
+                "listed": None,
+                "complete": None,
+                "error": None,
+                **_frames(engine.frames(task.job_id)),
+                "tasks": [],
+            },
         )
         job["tasks"].append(
             {
@@ -105,6 +125,25 @@ def build_report(engine: Engine) -> dict[str, Any]:
             if f.outcome.value == "REFUSED"
         ],
         "jobs": list(jobs.values()),
+    }
+
+
+def _frames(view: FramesView | None) -> dict[str, Any]:
+    sequences = view.sequences if view is not None else ()
+    singles = view.singles if view is not None else ()
+    return {
+        "sequences": [
+            {
+                "pattern": s.pattern,
+                "frames": s.frames,
+                "missing": s.missing,
+                "empty": s.empty,
+                "files": s.files,
+                "bytes": s.bytes,
+            }
+            for s in sequences
+        ],
+        "single_files": [{"path": f.path, "size": f.size, "on_disk": f.on_disk} for f in singles],
     }
 
 

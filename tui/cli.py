@@ -291,8 +291,9 @@ def _run_engine(
 
 def _inspect(client: Any, settings: Settings, specs: list[JobSpec], *, verify: bool) -> int:
     from cdl_tui.core.inspect import check_jobs
+    from cdl_tui.core.model.frames import FrameCatalog
 
-    from .summary import size
+    from .summary import sequence_lines, size
 
     policy = DestinationPolicy(
         output=settings.output,
@@ -302,6 +303,8 @@ def _inspect(client: Any, settings: Settings, specs: list[JobSpec], *, verify: b
     )
     present = fetch = problems = 0
     present_bytes = fetch_bytes = 0
+    catalogs: dict[str, FrameCatalog] = {}  # --verify: each job's files as sequences
+    differing: dict[str, list[str]] = {}  # job -> "MD5 DIFFERS  /path" lines
     try:
         for check in check_jobs(
             client, specs, policy, regex=settings.regex, page_size=settings.page_size
@@ -314,6 +317,14 @@ def _inspect(client: Any, settings: Settings, specs: list[JobSpec], *, verify: b
                 problems += 1
                 print(f"REFUSED  {check.download.label}: {check.reason}")
                 continue
+            if verify:
+                job = check.download.job_id
+                catalog = catalogs.setdefault(job, FrameCatalog(job))
+                catalog.listed(check.remote.relative_path, check.remote.size)
+                if check.state != "missing":  # on disk, right or wrong
+                    catalog.placed(check.remote.relative_path, check.on_disk)
+                if check.state not in ("same", "missing"):
+                    differing.setdefault(job, []).append(f"{check.state.upper():<13}  {check.dest}")
             if check.ok and not (settings.force and not verify):
                 present += 1
                 present_bytes += check.remote.size
@@ -324,7 +335,6 @@ def _inspect(client: Any, settings: Settings, specs: list[JobSpec], *, verify: b
             fetch_bytes += check.remote.size
             if verify:
                 problems += 1
-                print(f"{check.state.upper():<13}  {check.dest}")
             else:
                 print(f"FETCH    {size(check.remote.size):>10}  {check.dest}  ({check.state})")
     except CdlError as exc:
@@ -333,6 +343,11 @@ def _inspect(client: Any, settings: Settings, specs: list[JobSpec], *, verify: b
         print(f"cdl-tui: {exc}", file=sys.stderr)
         return EXIT_FAILED
     if verify:
+        for job, catalog in catalogs.items():
+            print(f"Job {job}")
+            print("\n".join(sequence_lines(catalog.view(), "    ")))
+            for line in differing.get(job, []):
+                print(f"    {line}")
         print(
             f"cdl-tui: verified {present} files ({size(present_bytes)}); "
             f"{fetch} missing or different ({size(fetch_bytes)})"

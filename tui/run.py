@@ -66,11 +66,18 @@ def run_headless(engine: Engine, *, summary_interval: float, out: IO[str]) -> in
                 _print(out, format_summary(engine.snapshot()))
                 next_summary = time.monotonic() + summary_interval
         code = engine.shutdown()
-        _, tasks = engine.history()
-        _print(out, format_final(engine.snapshot(), tasks))
+        _print(out, _final(engine))
         return code
     finally:
         signals.restore()
+
+
+def _final(engine: Engine) -> str:
+    """The final summary, with each job's frame sequences."""
+    snap = engine.snapshot()
+    _, tasks = engine.history()
+    frames = [view for job in snap.jobs if (view := engine.frames(job.job_id)) is not None]
+    return format_final(snap, tasks, frames)
 
 
 def _print(out: IO[str], text: str) -> None:
@@ -111,6 +118,5 @@ def run_full_screen(
             code = engine.shutdown()
         finally:
             signals.restore()
-    _, tasks = engine.history()
-    _print(out, format_final(engine.snapshot(), tasks))
+    _print(out, _final(engine))
     return code

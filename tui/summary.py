@@ -11,11 +11,13 @@ from collections.abc import Iterable
 
 import humanize
 
+from cdl_tui.core.model.frames import FramesView
 from cdl_tui.core.model.states import FileState, Outcome
 from cdl_tui.core.model.views import (
     ActiveView,
     EngineSnapshot,
     HistoryEntry,
+    JobView,
     Problem,
     Totals,
     current_problems,
@@ -193,14 +195,47 @@ def final_tasks(tasks: Iterable[HistoryEntry]) -> list[HistoryEntry]:
     return list(last.values())
 
 
-def format_final(snap: EngineSnapshot, tasks: Iterable[HistoryEntry]) -> str:
-    """The end of a run: each task's outcome, what failed, and the totals."""
+def sequence_lines(view: FramesView, indent: str = "      ") -> list[str]:
+    """A job's files as frame sequences, one line each (`missing 1050-1052,1077  empty
+    1090`), then its single files: the same words in the summary and in --verify."""
+    lines = []
+    for s in view.sequences:
+        parts = [s.pattern, f"{s.files}/{s.listed} files {size(s.bytes)}"]
+        parts.append(f"frames {s.frames}" if s.frames else "no frame on disk")
+        if s.missing:
+            parts.append(f"missing {s.missing}")
+        if s.empty:
+            parts.append(f"empty {s.empty}")
+        lines.append(indent + "  ".join(parts))
+    for single in view.singles:
+        where = "on disk" if single.on_disk else "missing"
+        lines.append(f"{indent}{single.path}  {size(single.size)}  {where}")
+    return lines
+
+
+def job_line(job: JobView) -> str:
+    """`Job 08285  INCOMPLETE  96/100 tasks (4 failed)  9.4 GiB of 9.8 GiB`"""
+    failed = f" ({job.failed} failed)" if job.failed else ""
+    state = f"FAILED: {job.error}" if job.error else job.state
+    return (
+        f"    Job {job.job_id}  {state}  {job.finished}/{job.listed} tasks{failed}  "
+        f"{size(job.bytes_done)} of {size(job.bytes_total)}"
+    )
+
+
+def format_final(
+    snap: EngineSnapshot, tasks: Iterable[HistoryEntry], frames: Iterable[FramesView] = ()
+) -> str:
+    """The end of a run: each task's outcome, each job's frames, what failed, the totals."""
     lines = ["##### RUN HISTORY (tasks) #####"]
     lines += [_history_line(entry) for entry in final_tasks(tasks)] or ["    none"]
-    failed_jobs = [job for job in snap.jobs if job.error]
-    if failed_jobs:
-        lines.append(f"##### JOBS FAILED ({len(failed_jobs)}) #####")
-        lines += [f"    Job {job.job_id}: {job.error}" for job in failed_jobs]
+    by_job = {view.job_id: view for view in frames}
+    if snap.jobs:
+        lines.append(f"##### JOBS ({len(snap.jobs)}) #####")
+        for job in snap.jobs:
+            lines.append(job_line(job))
+            if job.job_id in by_job:
+                lines += sequence_lines(by_job[job.job_id])
     for heading, outcomes in (
         ("FAILED", {Outcome.FAILED, Outcome.REFUSED}),
         ("CANCELLED", {Outcome.CANCELLED}),

@@ -25,6 +25,7 @@ from cdl_tui.core.farm.api import FarmClient
 from cdl_tui.core.farm.reporter import Report, Reporter
 from cdl_tui.core.model.errors import AuthError, CdlError
 from cdl_tui.core.model.models import Download, WireId
+from cdl_tui.core.model.settings import EngineConfig
 from cdl_tui.core.model.states import FarmStatus
 
 log = logging.getLogger("cdl.leases")
@@ -44,6 +45,18 @@ class Leased(Protocol):
 
 
 class Leases:
+    @classmethod
+    def of(
+        cls, client: FarmClient, config: EngineConfig, *, refused_key: Callable[[AuthError], None]
+    ) -> Leases:
+        return cls(
+            client,
+            reporting=config.reporting,
+            heartbeat_interval=config.heartbeat_interval,
+            failed_hold=config.failed_hold,
+            refused_key=refused_key,
+        )
+
     def __init__(
         self,
         client: FarmClient,
@@ -54,7 +67,7 @@ class Leases:
         refused_key: Callable[[AuthError], None],
     ) -> None:
         self.client = client
-        self.reporting = reporting
+        self.reporting = reporting  # False: nothing is reported (--no-report)
         self.reporter = Reporter(self._deliver)
         self._interval = heartbeat_interval
         self._failed_hold = failed_hold

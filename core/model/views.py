@@ -136,10 +136,36 @@ class JobView:
     failed: int
     listing_complete: bool
     error: str | None = None  # the job failed as a whole (not on the farm, unreadable)
+    bytes_total: int = 0  # of the Downloads listed
+    bytes_done: int = 0  # of those done, and of those running so far
+    rate: float = 0.0  # bytes/s of its Downloads running now
 
     @property
     def complete(self) -> bool:
         return self.error is None and self.listing_complete and self.finished >= self.listed
+
+    @property
+    def pending(self) -> int:
+        """Downloads listed and not finished (queued, running, waiting)."""
+        return self.listed - self.finished
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds until its bytes are in at the rate of now (None: nothing moves)."""
+        left = self.bytes_total - self.bytes_done
+        return left / self.rate if self.rate > 0 and left > 0 else None
+
+    @property
+    def state(self) -> str:
+        """LISTING, DOWNLOADING, COMPLETE, INCOMPLETE (finished, with failures) or FAILED
+        (the job as a whole: `error` says why)."""
+        if self.error is not None:
+            return "FAILED"
+        if not self.listing_complete:
+            return "LISTING"
+        if self.finished < self.listed:
+            return "DOWNLOADING"
+        return "INCOMPLETE" if self.failed else "COMPLETE"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from cdl_tui.core.files.transfer import temp_path_for
 from cdl_tui.core.model.errors import DestinationBusy
 from cdl_tui.core.model.models import Download, RemoteFile
 from cdl_tui.core.model.states import FileState, file_outcome
-from cdl_tui.core.model.views import ActiveView, FileDetail, FileView, RateMeter
+from cdl_tui.core.model.views import ActiveView, DownloadDetail, FileDetail, FileView, RateMeter
 from cdl_tui.core.state.details import FILE_QUEUED, DownloadRecord
 from cdl_tui.core.state.scheduler import QueuedDownload
 
@@ -140,6 +140,16 @@ class ActiveSet:
     def all(self) -> list[ActiveDownload]:
         with self._lock:
             return list(self._active.values())
+
+    def detail(self, download_id: str) -> DownloadDetail | None:
+        """details() of a running Download: its files as they are now."""
+        with self._lock:
+            active = self._active.get(download_id)
+            if active is None:
+                return None
+            live = active.file_details(running=True)
+            reason = active.item.last_error or ""
+            return active.record.detail("active", "DOWNLOADING", reason, live)
 
     def views(self, paused_all: bool) -> tuple[ActiveView, ...]:
         with self._lock:

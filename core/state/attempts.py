@@ -77,6 +77,7 @@ class Attempts:
         self._active = shared.active
         self._control = shared.control
         self._leases = shared.leases
+        self._frames = shared.frames
         self._settings = settings
         self._ledger = ledger
         self._outcomes = outcomes
@@ -203,6 +204,7 @@ class Attempts:
                         finished_at=time.time(),
                     )
                 )
+        self._frames.placed(d.job_id, afile.remote.relative_path, size)
         if again:
             return
         self._publish(

@@ -54,6 +54,7 @@ class Intake:
         self._active = shared.active
         self._leases = shared.leases
         self._control = shared.control
+        self._frames = shared.frames
         self._threads = threads
         self._regex = re.compile(config.regex) if config.regex else None
         self.status = "listing: starting"
@@ -85,9 +86,11 @@ class Intake:
                     quick=True,
                 )
             return False
-        if not self._ledger.first_sight(download.download_id, origin):
+        download = self._filtered(download)
+        if not self._ledger.first_sight(download.download_id, origin, download.size):
             return False  # seen this run: listed, not queued
-        self.queue(QueuedDownload(self._filtered(download), origin, leased=leased))
+        self._frames.listed(download)
+        self.queue(QueuedDownload(download, origin, leased=leased))
         return True
 
     def queue(self, item: QueuedDownload) -> None:

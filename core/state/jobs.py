@@ -28,6 +28,29 @@ class JobTracker:
     listing_complete: bool = False
     error: str | None = None  # why the job cannot be listed (e.g. not on the farm)
     announced: bool = False  # JobDone was published
+    sizes: dict[str, int] = field(default_factory=dict)  # download_id -> bytes, as listed
+    bytes_listed: int = 0
+    bytes_finished: int = 0  # of the Downloads done (DL, CACHED, SKIPPED)
+
+    def note(self, download_id: str, outcome: Outcome | None, size: int) -> None:
+        """The job listed this Download (first time only)."""
+        if download_id in self.outcomes:
+            return
+        self.outcomes[download_id] = None
+        self.sizes[download_id] = size
+        self.bytes_listed += size
+        self.settle(download_id, outcome)
+
+    def settle(self, download_id: str, outcome: Outcome | None) -> None:
+        """The Download's outcome now (None: it is ours again, e.g. retried)."""
+        before = self.outcomes[download_id]
+        self.outcomes[download_id] = outcome
+        was_done, is_done = bool(before and before.ok), bool(outcome and outcome.ok)
+        if was_done != is_done:
+            size = self.sizes.get(download_id, 0)
+            self.bytes_finished += size if is_done else -size
+        if outcome is None:
+            self.announced = False
 
     @property
     def job_id(self) -> str:
@@ -54,4 +77,6 @@ class JobTracker:
             failed=self.failed,
             listing_complete=self.listing_complete,
             error=self.error,
+            bytes_total=self.bytes_listed,
+            bytes_done=self.bytes_finished,
         )

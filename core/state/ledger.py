@@ -29,7 +29,14 @@ from cdl_tui.core.model.jobspec import JobSpec
 from cdl_tui.core.model.models import Download, RejectedDownload
 from cdl_tui.core.model.settings import EngineConfig
 from cdl_tui.core.model.states import Outcome
-from cdl_tui.core.model.views import DownloadDetail, FailedView, HistoryEntry, JobView, Totals
+from cdl_tui.core.model.views import (
+    ActiveView,
+    DownloadDetail,
+    FailedView,
+    HistoryEntry,
+    JobView,
+    Totals,
+)
 from cdl_tui.core.state.details import (
     DEFAULT_KEEP_FINISHED,
     DetailBook,
@@ -153,13 +160,14 @@ class Ledger:
         with self._lock:
             return self.book.open(item)
 
-    def first_sight(self, download_id: str, origin: str) -> bool:
-        """Note that `origin` listed the Download; True if this run had not seen it."""
+    def first_sight(self, download_id: str, origin: str, size: int = 0) -> bool:
+        """Note that `origin` listed the Download (of `size` bytes); True if this run had
+        not seen it."""
         with self._lock:
             seen = download_id in self._known
             if not seen:
                 self._known[download_id] = None
-            self._note_listed(origin, download_id, self._known[download_id])
+            self._note_listed(origin, download_id, self._known[download_id], size)
             return not seen
 
     def outcome_of(self, download_id: str) -> tuple[bool, Outcome | None]:
@@ -212,10 +220,12 @@ class Ledger:
         self.check_job(tracker)
         self.check_drained()
 
-    def _note_listed(self, origin: str, download_id: str, outcome: Outcome | None) -> None:
+    def _note_listed(
+        self, origin: str, download_id: str, outcome: Outcome | None, size: int = 0
+    ) -> None:
         for tracker in self._trackers:
-            if tracker.job_id == origin and download_id not in tracker.outcomes:
-                tracker.outcomes[download_id] = outcome
+            if tracker.job_id == origin:
+                tracker.note(download_id, outcome, size)
 
     # -- outcomes --------------------------------------------------------------------------
 
@@ -274,9 +284,7 @@ class Ledger:
             self._known[download_id] = outcome
             for tracker in self._trackers:
                 if download_id in tracker.outcomes:
-                    tracker.outcomes[download_id] = outcome
-                    if outcome is None:
-                        tracker.announced = False
+                    tracker.settle(download_id, outcome)
 
     def after_outcome(self, download_id: str) -> None:
         """Jobs that listed the Download may be complete now, and the run drained."""
@@ -317,9 +325,23 @@ class Ledger:
         with self._lock:
             return tuple(g.view for g in self._given_up.values())
 
-    def job_views(self) -> tuple[JobView, ...]:
+    def job_views(self, running: Iterable[ActiveView] = ()) -> tuple[JobView, ...]:
+        """Each job asked for; with the bytes and rates of its Downloads `running` now."""
+        done: dict[str, int] = {}
+        rates: dict[str, float] = {}
+        for active in running:
+            done[active.job_id] = done.get(active.job_id, 0) + active.done
+            rates[active.job_id] = rates.get(active.job_id, 0.0) + active.rate
         with self._lock:
-            return tuple(t.view() for t in self._trackers)
+            views = [t.view() for t in self._trackers]
+        return tuple(
+            replace(
+                v,
+                bytes_done=v.bytes_done + done.get(v.job_id, 0),
+                rate=rates.get(v.job_id, 0.0),
+            )
+            for v in views
+        )
 
     def job_history(self, job_id: str) -> tuple[list[HistoryEntry], list[HistoryEntry]]:
         """The job's file and task entries still kept."""

@@ -17,6 +17,7 @@ from cdl_tui.core.farm.leases import Leases
 from cdl_tui.core.model.events import Event
 from cdl_tui.core.state.active import ActiveSet
 from cdl_tui.core.state.control import RunControl
+from cdl_tui.core.state.frames import JobFrames
 from cdl_tui.core.state.problems import ProblemLog
 from cdl_tui.core.state.scheduler import PendingQueue, QueuedDownload
 
@@ -30,6 +31,7 @@ class Shared:
     queue: PendingQueue
     leases: Leases
     problems: ProblemLog
+    frames: JobFrames
 
     def idle(self) -> bool:
         """Nothing queued or running, and no stop asked for."""

@@ -159,7 +159,7 @@ def test_verify_and_dry_run_write_nothing(start_farm, tmp_path):
     assert code == 0
     assert "would fetch" in stdout and not out.exists()
     code, stdout, _ = run(farm, job, "--verify", "--output", str(out), cwd=tmp_path)
-    assert code == 1 and "MISSING" in stdout
+    assert code == 1 and "no frame on disk  missing 1001-1004" in stdout
     assert run(farm, job, "--exit-when-done", "--output", str(out), cwd=tmp_path)[0] == 0
     requests = farm.stats()["counters"]["file_requests"]
     reports = len(farm.store().audit_rows())

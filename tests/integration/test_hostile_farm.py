@@ -198,7 +198,7 @@ def test_a_job_the_farm_does_not_know_counts_as_failed(hostile_server, tmp_path)
     assert report["totals"]["jobs_failed"] == 1
     assert report["jobs"][0]["complete"] is False
     output = result.stderr + result.stdout
-    assert "failed: 1 (1 job)" in output and "JOBS FAILED (1)" in output
+    assert "failed: 1 (1 job)" in output and "Job 08285  FAILED: " in output
 
 
 def download_entry(download_id, job_id="08285", path="a.exr") -> dict:

@@ -19,6 +19,7 @@ from cdl_tui.core.model.settings import EngineConfig
 from cdl_tui.core.state.active import ActiveDownload, ActiveFile, ActiveSet
 from cdl_tui.core.state.control import RunControl
 from cdl_tui.core.state.details import DownloadRecord
+from cdl_tui.core.state.frames import JobFrames
 from cdl_tui.core.state.ledger import Ledger
 from cdl_tui.core.state.outcomes import OutcomeRules, Outcomes
 from cdl_tui.core.state.problems import ProblemHandler, ProblemLog
@@ -85,6 +86,7 @@ def parts(make_farm):
             PendingQueue(),
             leases,
             ProblemLog(),
+            JobFrames(),
         )
         handlers.append(ProblemHandler(shared.problems))  # as Engine.start attaches it
         logging.getLogger("cdl").addHandler(handlers[-1])
