@@ -1,6 +1,6 @@
 """The farm's HTTP API (Starlette): leases, job listings, status and failure reports.
 
-Endpoints follow ../shared/api-contract.md. Extensions of ours are listed in
+Endpoints follow docs/farm-api.md. Extensions of ours are listed in
 docs/reference-farm.md: `downloading` reports lease a Download, a late `pending` report
 from a client that lost its lease is ignored, `/api/oauth_jwt` answers 200 (the vendor's
 client accepts nothing else there), and `/_farm/health` and `/_farm/stats` exist.

@@ -7,6 +7,7 @@ Re-run it whenever the UI changes, then look at the pictures: they are the produ
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -16,6 +17,18 @@ sys.path.insert(0, str(ROOT / "tests" / "tui"))
 
 from scenarios import SCENARIOS, make_app, use_utc  # noqa: E402
 from textual._doc import take_svg_screenshot  # noqa: E402
+
+FONT_FACE = re.compile(r"\s*@font-face\s*\{[^}]*\}")
+FONT_FAMILY = re.compile(r"font-family:\s*[^;]*;")
+MONOSPACE = 'font-family: "Fira Code", "DejaVu Sans Mono", Menlo, Consolas, monospace;'
+
+
+def self_contained(svg: str) -> str:
+    """The SVG without web fonts: no @font-face, no remote URL, and a font list that ends
+    in `monospace`, so that any viewer (GitHub's image view) keeps the columns aligned."""
+    svg = FONT_FACE.sub("", svg)
+    svg = svg.replace("<!-- Generated with Rich https://www.textualize.io -->", "")
+    return FONT_FAMILY.sub(MONOSPACE, svg)
 
 
 def main() -> int:
@@ -29,7 +42,7 @@ def main() -> int:
             terminal_size=scenario.size,
             title=f"cdl-tui - {scenario.name}",
         )
-        (out / f"{scenario.name}.svg").write_text(svg, encoding="utf-8")
+        (out / f"{scenario.name}.svg").write_text(self_contained(svg), encoding="utf-8")
         print(f"screenshots/{scenario.name}.svg")
     return 0
 

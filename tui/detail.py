@@ -10,6 +10,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from cdl_tui.core.model.frames import FramesView
 from cdl_tui.core.model.views import (
     DownloadDetail,
     FailedView,
@@ -21,6 +22,7 @@ from cdl_tui.core.model.views import (
 )
 
 from .summary import clock, duration, size, time_of_day
+from .widgets.rows import clock_time
 
 
 def _when(at: float | None) -> str:
@@ -144,16 +146,58 @@ def pending_body(view: PendingView) -> RenderableType:
     return Group(*parts)
 
 
-def job_body(job: JobView) -> RenderableType:
+def job_body(job: JobView, frames: FramesView | bool | None = False) -> RenderableType:
+    """A job: its state and counts, then (if `frames` is given) its frame sequences.
+    `None`: they are being gathered; `False`: not asked for."""
     facts = [
         ("job", job.job_id),
+        ("state", job.state),
         ("listed", f"{job.listed} Downloads{'' if job.listing_complete else ' so far'}"),
         ("finished", str(job.finished)),
         ("failed", str(job.failed)),
+        ("pending", str(job.pending)),
+        ("bytes", f"{size(job.bytes_done)} of {size(job.bytes_total)}"),
     ]
+    if job.rate:
+        facts.append(("rate", f"{size(job.rate)}/s, ETA {clock_time(job.eta) or '-'}"))
     parts: list[RenderableType] = [_facts(facts)]
     if job.error:
         parts += [_heading("Reason"), Text(job.error, style="red")]
+    if frames is None:
+        parts += [_heading("Frames"), Text("gathering the frame sequences…", style="dim")]
+    elif frames is not False:
+        parts += [_heading("Frames"), frames_body(frames)]
+    return Group(*parts)
+
+
+def frames_body(frames: FramesView) -> RenderableType:
+    """Each sequence: its pattern, then frames on disk, missing and empty as ranges; then
+    the files that are no sequence."""
+    if not frames.sequences and not frames.singles:
+        return Text("No file of this job was listed yet.", style="dim")
+    parts: list[RenderableType] = []
+    for seq in frames.sequences:
+        parts.append(Text(seq.pattern, style="bold"))
+        table = Table.grid(padding=(0, 1))
+        table.add_column(no_wrap=True, width=9)
+        table.add_column(overflow="fold")
+        counts = f"  ({seq.files}/{seq.listed} files, {size(seq.bytes)})"
+        table.add_row("  on disk", Text.assemble(seq.frames or "none", (counts, "dim")))
+        if seq.missing:
+            table.add_row(Text("  missing", style="bold red"), Text(seq.missing, style="red"))
+        if seq.empty:
+            table.add_row(Text("  empty", style="bold yellow"), Text(seq.empty, style="yellow"))
+        parts.append(table)
+    if frames.singles:
+        parts.append(Text("Files with no sequence", style="bold"))
+        table = Table.grid(padding=(0, 1))
+        table.add_column(overflow="fold")
+        table.add_column(no_wrap=True, justify="right")
+        table.add_column(no_wrap=True)
+        for single in frames.singles:
+            where = Text("on disk") if single.on_disk else Text("missing", style="bold red")
+            table.add_row(f"  {single.path}", size(single.size), where)
+        parts.append(table)
     return Group(*parts)
 
 

@@ -199,9 +199,11 @@ def test_tabs_filter_and_help(start_farm, make_engine, tmp_path):
         for key, tab in [
             ("2", "pending"),
             ("3", "history"),
+            ("4", "jobs"),
             ("1", "active"),
             ("tab", "pending"),
             ("tab", "history"),
+            ("tab", "jobs"),
             ("tab", "active"),
         ]:
             await pilot.press(key)

@@ -11,6 +11,7 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 
+from cdl_tui.core.model.frames import FrameCatalog, FramesView
 from cdl_tui.core.model.jobspec import JobSpec
 from cdl_tui.core.model.states import FileState, Outcome
 from cdl_tui.core.model.views import (
@@ -205,6 +206,61 @@ def history_entries(count: int = 240) -> list[HistoryEntry]:
     return entries
 
 
+TASK_BYTES = 93 * MIB  # the three files of one task
+
+
+def job_views(active: tuple[ActiveView, ...]) -> tuple[JobView, ...]:
+    """The jobs, their bytes agreeing with the tasks: 08283 done, 08284 with 2 failed and
+    one running, 08285 running on 7 workers; rates are those of the active rows."""
+    running = {job: [a for a in active if a.job_id == job] for job in ("08284", "08285")}
+    return (
+        JobView("08283", 80, 80, 0, True, bytes_total=80 * TASK_BYTES, bytes_done=80 * TASK_BYTES),
+        JobView(
+            "08284",
+            20,
+            19,
+            2,
+            True,
+            bytes_total=20 * TASK_BYTES,
+            bytes_done=17 * TASK_BYTES + sum(a.done for a in running["08284"]),
+            rate=sum(a.rate for a in running["08284"]),
+        ),
+        JobView(
+            "08285",
+            44,
+            4,
+            0,
+            True,
+            bytes_total=44 * TASK_BYTES,
+            bytes_done=4 * TASK_BYTES + sum(a.done for a in running["08285"]),
+            rate=sum(a.rate for a in running["08285"]),
+        ),
+    )
+
+
+def job_frames(job_id: str) -> FramesView | None:
+    """Job 08284's files as sequences: frames 1001-1020 of three AOVs; 1012 and 1017 are
+    the two failed tasks, 1020 is still running, 1009's deep file is nearly empty."""
+    if job_id != "08284":
+        return None
+    catalog = FrameCatalog(job_id)
+    layer = "MJ_0070_light_v003"
+    for folder, aov, size in (
+        ("beauty", "beauty", 24),
+        ("data", "deep", 61),
+        ("crypto", "cryptomatte", 8),
+    ):
+        for frame in range(1001, 1021):
+            path = f"{layer}/{folder}/{layer}.{aov}.{frame}.exr"
+            catalog.listed(path, size * MIB)
+            if frame not in (1012, 1017, 1020):
+                small = aov == "deep" and frame == 1009
+                catalog.placed(path, 180_000 if small else size * MIB + frame * 1000)
+    catalog.listed(f"{layer}/{layer}.nk", 40_000)
+    catalog.placed(f"{layer}/{layer}.nk", 40_000)
+    return catalog.view()
+
+
 def busy_snapshot(history: list[HistoryEntry]) -> EngineSnapshot:
     rates = tuple(float((60 + (n * 37) % 40) * MIB) for n in range(60))
     return EngineSnapshot(
@@ -217,7 +273,7 @@ def busy_snapshot(history: list[HistoryEntry]) -> EngineSnapshot:
         stopping=False,
         threads=8,
         busy=8,
-        active=active_views(),
+        active=(active := active_views()),
         pending=pending_views(),
         failed=failed_views(),
         recent_files=tuple(e for e in reversed(history) if e.kind == "file")[:20],
@@ -236,11 +292,7 @@ def busy_snapshot(history: list[HistoryEntry]) -> EngineSnapshot:
         ),
         rate=97.4 * MIB,
         rate_history=rates,
-        jobs=(
-            JobView("08283", 80, 80, 0, True),
-            JobView("08284", 20, 19, 2, True),
-            JobView("08285", 44, 4, 0, True),
-        ),
+        jobs=job_views(active),
         feeder="listing done; lists again at 11:07:10 for new tasks",
         problems=problems(),
     )
@@ -387,6 +439,9 @@ class ScenarioEngine:
     def details(self, download_id: str) -> DownloadDetail | None:
         return failed_detail() if download_id == "6227709558529901" else None
 
+    def frames(self, job_id: str) -> FramesView | None:
+        return job_frames(job_id)
+
     def pause(self) -> None:
         self.calls.append(("pause",))
 
@@ -494,6 +549,14 @@ SCENARIOS = [
         note="History: e adds earlier runs, each under its own dated line",
     ),
     Scenario("active-60x15", size=(60, 15), note="60 columns keep ? and q"),
+    Scenario("jobs", press=("4",), note="Jobs: is each job complete, how far, how fast"),
+    Scenario("jobs-80x24", size=(80, 24), press=("4",)),
+    Scenario(
+        "job-frames",
+        press=("4", "down", "enter"),
+        note="Enter on a job: its frame sequences, missing and empty frames as ranges",
+    ),
+    Scenario("job-frames-80x24", size=(80, 24), press=("4", "down", "enter")),
 ]
 
 

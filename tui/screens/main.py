@@ -20,6 +20,7 @@ from textual.widget import Widget
 from textual.widgets import Input, Static, TabbedContent, TabPane
 
 from cdl_tui.core.model.events import EventBus
+from cdl_tui.core.model.frames import FramesView
 from cdl_tui.core.model.jobspec import JobSpec
 from cdl_tui.core.model.states import Outcome
 from cdl_tui.core.model.views import (
@@ -37,7 +38,7 @@ from cdl_tui.tui.summary import size
 from cdl_tui.tui.widgets import rows
 from cdl_tui.tui.widgets.header import HeaderBar, header_lines
 from cdl_tui.tui.widgets.keybar import KeyBar, KeyHint
-from cdl_tui.tui.widgets.lists import ActiveList, FilesList, HistoryList, PendingList
+from cdl_tui.tui.widgets.lists import ActiveList, FilesList, HistoryList, JobsList, PendingList
 from cdl_tui.tui.widgets.status import NOTICE_SECONDS, Notice, StatusLine, status_text
 
 from .modals import AddJobScreen, BandwidthScreen, ConfirmScreen, HelpScreen, TextScreen
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 
 FREEZE_EVERY = 10_000  # history entries between gc.freeze() calls
 PREVIOUS_HISTORY = 10_000  # entries of earlier runs shown in the History tab
+FRAMES_AT_ONCE = 2_000  # Downloads of a job whose frames are gathered on the UI thread
 
 
 class EngineLike(Protocol):
@@ -57,6 +59,7 @@ class EngineLike(Protocol):
     def snapshot(self) -> EngineSnapshot: ...
     def history_since(self, serial: int) -> tuple[list[HistoryEntry], int]: ...
     def details(self, download_id: str) -> DownloadDetail | None: ...
+    def frames(self, job_id: str) -> FramesView | None: ...
     def pause(self) -> None: ...
     def resume(self) -> None: ...
     def pause_download(self, download_id: str, paused: bool = True) -> bool: ...
@@ -95,6 +98,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("show_tab('active')", "Show the Active tab", "1"),
     ("show_tab('pending')", "Show the Pending tab", "2"),
     ("show_tab('history')", "Show the History tab", "3"),
+    ("show_tab('jobs')", "Show the Jobs tab", "4: each job, and Enter: its frames"),
     ("filter", "Filter the history", "/: Enter applies, Escape clears"),
     ("toggle_earlier", "Show or hide earlier runs in History", "e: from the journal"),
     ("show_log", "Show recent warnings and errors", "l"),
@@ -119,6 +123,7 @@ class MainScreen(Screen[None]):
         Binding("1", "show_tab('active')", "Active", id="tab-active"),
         Binding("2", "show_tab('pending')", "Pending", id="tab-pending"),
         Binding("3", "show_tab('history')", "History", id="tab-history"),
+        Binding("4", "show_tab('jobs')", "Jobs", id="tab-jobs"),
         Binding("tab", "next_tab", "Next tab", id="tab-next", priority=True),
         Binding("slash", "filter", "Filter", id="filter"),
         Binding("e", "toggle_earlier", "Earlier runs", id="earlier"),
@@ -127,7 +132,7 @@ class MainScreen(Screen[None]):
         Binding("q", "request_quit", "Quit", id="quit"),
         Binding("ctrl+c", "request_quit", "Quit", id="quit-ctrl-c", priority=True),
     ]
-    TABS = ("active", "pending", "history")
+    TABS = ("active", "pending", "history", "jobs")
 
     def __init__(self, engine: EngineLike, history_limit: int | None) -> None:
         super().__init__()
@@ -164,6 +169,9 @@ class MainScreen(Screen[None]):
                 )
                 yield Static(rows.history_header(), classes="columns")
                 yield HistoryList(limit=self.history_limit, id="history-list")
+            with TabPane("Jobs", id="jobs"):
+                yield Static(rows.jobs_header(), classes="columns", id="jobs-columns")
+                yield JobsList(id="jobs-list")
         yield KeyBar(id="keys")
 
     def on_mount(self) -> None:
@@ -182,6 +190,7 @@ class MainScreen(Screen[None]):
 
     def on_resize(self) -> None:
         self.query_one("#active-columns", Static).update(rows.active_header(self.size.width - 1))
+        self.query_one("#jobs-columns", Static).update(rows.jobs_header(self.size.width - 1))
 
     # -- from the engine -------------------------------------------------------------------
 
@@ -225,9 +234,11 @@ class MainScreen(Screen[None]):
                 gc.freeze()
                 self._unfrozen = 0
         history.run_started = snap.taken_at - snap.uptime
+        self.query_one(JobsList).update(snap.jobs)
         self._label("active", f"Active ({len(snap.active)})")
         self._label("pending", pending_label(snap))
         self._label("history", history_label(history))
+        self._label("jobs", jobs_label(snap.jobs))
         self._show_keys()
 
     def _set_static(self, selector: str, text: str) -> None:
@@ -306,7 +317,7 @@ class MainScreen(Screen[None]):
             KeyHint("a", "Add", 6),
             KeyHint("+/-", "Threads", 7),
             KeyHint("b", "Limit", 8),
-            KeyHint("1 2 3", "Tabs", 6),
+            KeyHint("1-4", "Tabs", 6),
             KeyHint("/", "Filter", 3 if tab == "history" else 7),
         ]
         if tab == "history":
@@ -331,6 +342,8 @@ class MainScreen(Screen[None]):
             return self.query_one(ActiveList).selected
         if tab == "pending":
             return self.query_one(PendingList).selected_row
+        if tab == "jobs":
+            return self.query_one(JobsList).selected
         history = self.query_one(HistoryList)
         return history.entry(history.cursor) if history.row_count else None
 
@@ -375,6 +388,9 @@ class MainScreen(Screen[None]):
         if row is None:
             self.say("Nothing selected", "warning")
             return
+        if isinstance(row, JobView):
+            self._show_job(row)
+            return
         title, body = self._details_of(row)
         self.app.push_screen(TextScreen(title, body, "arrows scroll · Escape closes"))
 
@@ -394,6 +410,28 @@ class MainScreen(Screen[None]):
         if isinstance(row, PendingView):
             return f"Download {row.job_id}:{row.task_id}", describe.pending_body(row)
         return "Details", "This download has finished and its details are gone."
+
+    def _show_job(self, job: JobView) -> None:
+        """A job and its frame sequences. The sequences of a big job take a moment to
+        gather: they come from a thread, and the screen says so meanwhile."""
+        if job.listed <= FRAMES_AT_ONCE:
+            body = describe.job_body(job, self.engine.frames(job.job_id))
+            self.app.push_screen(
+                TextScreen(f"Job {job.job_id}", body, "arrows scroll · Escape closes")
+            )
+            return
+        screen = TextScreen(
+            f"Job {job.job_id}",
+            describe.job_body(job, None),
+            "arrows scroll · Escape closes",
+        )
+        self.app.push_screen(screen)
+
+        def gather() -> None:
+            frames = self.engine.frames(job.job_id)
+            self.app.call_from_thread(screen.set_body, describe.job_body(job, frames))
+
+        self.run_worker(gather, thread=True, exclusive=True, group="job-frames")
 
     def action_show_log(self) -> None:
         snap = self.engine.snapshot()
@@ -493,7 +531,12 @@ class MainScreen(Screen[None]):
         self.action_show_tab(self.TABS[(index + 1) % len(self.TABS)])
 
     def _focus_tab(self, tab: str) -> None:
-        target = {"active": ActiveList, "pending": PendingList, "history": HistoryList}[tab]
+        target = {
+            "active": ActiveList,
+            "pending": PendingList,
+            "history": HistoryList,
+            "jobs": JobsList,
+        }[tab]
         self._focus_now(self.query_one(target))
 
     def _focus_now(self, widget: Widget) -> None:
@@ -587,3 +630,10 @@ def history_label(history: HistoryList) -> str:
     if history.show_earlier:
         shown += f" + {history.shown_earlier} earlier"
     return f"History ({shown})"
+
+
+def jobs_label(jobs: tuple[JobView, ...]) -> str:
+    """`Jobs (3, 1 incomplete)`: how many, and how many need a look."""
+    label = f"Jobs ({len(jobs)}"
+    needs = sum(1 for job in jobs if job.state in ("INCOMPLETE", "FAILED"))
+    return label + (f", {needs} incomplete)" if needs else ")")

@@ -262,6 +262,12 @@ class TextScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         self.query_one("#text-body", VerticalScroll).focus()
 
+    def set_body(self, body: RenderableType) -> None:
+        """Show another text (what a thread gathered while the screen was open)."""
+        self.body = body
+        if self.is_mounted:
+            self.query_one("#text-content", Static).update(body)
+
     def action_close(self) -> None:
         self.dismiss(None)
 

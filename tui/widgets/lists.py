@@ -48,6 +48,28 @@ class ActiveList(VirtualList):
         return rows.active_row(self.views[index], width)
 
 
+class JobsList(VirtualList):
+    """One row per job asked for: how far it is, and whether it is complete."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(empty_text="No jobs: the daemon takes what the farm offers", **kwargs)
+        self.views: tuple[JobView, ...] = ()
+
+    def update(self, views: tuple[JobView, ...]) -> None:
+        if views == self.views:
+            return
+        self.views = views
+        self.set_row_count(len(views))
+        self.rows_changed()
+
+    @property
+    def selected(self) -> JobView | None:
+        return self.views[self.cursor] if self.cursor < len(self.views) else None
+
+    def row_text(self, index: int, width: int) -> Text:
+        return rows.job_row(self.views[index], width)
+
+
 class FilesList(VirtualList):
     """The files of the selected active Download, with their state and progress."""
 

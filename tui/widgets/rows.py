@@ -7,7 +7,14 @@ import time
 from rich.text import Text
 
 from cdl_tui.core.model.states import FileState, Outcome
-from cdl_tui.core.model.views import ActiveView, FailedView, FileView, HistoryEntry, PendingView
+from cdl_tui.core.model.views import (
+    ActiveView,
+    FailedView,
+    FileView,
+    HistoryEntry,
+    JobView,
+    PendingView,
+)
 from cdl_tui.tui.summary import size
 
 OUTCOME_STYLE = {
@@ -132,6 +139,51 @@ def failed_job_row(job_id: str, reason: str) -> Text:
     text.append(f"{'FAILED':<10}", style=OUTCOME_STYLE[Outcome.FAILED])
     text.append(f"job  {reason}", style="red")
     return text
+
+
+JOB_STATE_STYLE = {
+    "LISTING": "cyan",
+    "DOWNLOADING": "bold",
+    "COMPLETE": "green",
+    "INCOMPLETE": "bold red",
+    "FAILED": "bold red",
+}
+
+
+WIDE_JOBS = 96  # columns from which the Jobs tab shows its PENDING column
+
+
+def job_row(view: JobView, width: int) -> Text:
+    """JOB, STATE, TASKS done/listed, FAILED, PENDING (when wide), BYTES done/total, RATE,
+    ETA; the reason of a job that failed as a whole fills the rest."""
+    wide = width >= WIDE_JOBS
+    text = Text(f"{view.job_id:<9}" if wide else f"{view.job_id:<8}")
+    text.append(f"{view.state:<12}", style=JOB_STATE_STYLE[view.state])
+    listed = f"{view.listed}" + ("+" if not view.listing_complete else "")
+    text.append(f"{view.finished:>7}/{listed:<7}" if wide else f"{view.finished:>6}/{listed:<6}")
+    text.append(
+        f"{view.failed:>6}" if wide else f"{view.failed:>7}",
+        style="bold red" if view.failed else "",
+    )
+    if wide:
+        text.append(f"{view.pending:>8}")
+    done_total = size(view.bytes_done) + "/" + size(view.bytes_total)
+    text.append(f"  {done_total:>21} " if wide else f" {done_total:>18} ")
+    text.append(f"{size(view.rate) + '/s' if view.rate else '':>11} {clock_time(view.eta):>7}")
+    if view.error:
+        text.append(f"  {view.error}", style="red")
+    text.truncate(width, overflow="ellipsis")
+    return text
+
+
+def jobs_header(width: int = WIDE_JOBS) -> Text:
+    if width >= WIDE_JOBS:
+        text = f"{'JOB':<9}{'STATE':<12}{'DONE':>7}/{'LISTED':<7}{'FAILED':>6}{'PENDING':>8}  "
+        text += f"{'BYTES DONE/TOTAL':>21} {'RATE':>11} {'ETA':>7}"
+    else:
+        text = f"{'JOB':<8}{'STATE':<12}{'DONE':>6}/{'LISTED':<6}{'FAILED':>7} "
+        text += f"{'BYTES DONE/TOTAL':>18} {'RATE':>11} {'ETA':>7}"
+    return Text(text, style="bold dim")
 
 
 def pending_header() -> Text:
