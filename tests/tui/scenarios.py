@@ -31,6 +31,7 @@ from cdl_tui.core.state.problems import Problem, Severity
 
 T0 = 1_795_000_000.0  # a fixed "now" (2026-11-18 in UTC)
 MIB = 1 << 20
+TASK_BYTES = 484 * MIB  # the three files of one task, about
 
 
 def use_utc() -> None:
@@ -40,10 +41,12 @@ def use_utc() -> None:
 
 
 def _files(layer: str, frame: int, states) -> tuple[FileView, ...]:
+    """A task's three files; their sizes vary from frame to frame, as renders' do."""
+    scale = 0.7 + 0.12 * ((frame * 7) % 6)
     names = [
-        ("beauty", "beauty", 24 * MIB),
-        ("data", "deep", 61 * MIB),
-        ("crypto", "cryptomatte", 8 * MIB),
+        ("beauty", "beauty", int(48 * MIB * scale)),
+        ("data", "deep", int(420 * MIB * scale)),
+        ("crypto", "cryptomatte", int(16 * MIB * scale)),
     ]
     return tuple(
         FileView(
@@ -62,13 +65,9 @@ def active_views() -> tuple[ActiveView, ...]:
     plans = [
         ((FileState.COMPLETE, 100, ""), (FileState.DOWNLOADING, 20, ""), (FileState.QUEUED, 0, "")),
         ((FileState.HASHING, 80, ""), (FileState.QUEUED, 0, ""), (FileState.QUEUED, 0, "")),
-        ((FileState.CACHED, 100, ""), (FileState.CACHED, 100, ""), (FileState.DOWNLOADING, 55, "")),
+        ((FileState.CACHED, 100, ""), (FileState.DOWNLOADING, 55, ""), (FileState.QUEUED, 0, "")),
         ((FileState.DOWNLOADING, 90, ""), (FileState.QUEUED, 0, ""), (FileState.QUEUED, 0, "")),
-        (
-            (FileState.COMPLETE, 100, ""),
-            (FileState.COMPLETE, 100, ""),
-            (FileState.DOWNLOADING, 10, ""),
-        ),
+        ((FileState.COMPLETE, 100, ""), (FileState.DOWNLOADING, 85, ""), (FileState.QUEUED, 0, "")),
         ((FileState.PREPARING, 0, ""), (FileState.QUEUED, 0, ""), (FileState.QUEUED, 0, "")),
         ((FileState.COMPLETE, 100, ""), (FileState.DOWNLOADING, 64, ""), (FileState.QUEUED, 0, "")),
         ((FileState.DOWNLOADING, 33, ""), (FileState.QUEUED, 0, ""), (FileState.QUEUED, 0, "")),
@@ -106,7 +105,7 @@ def pending_views(count: int = 40) -> tuple[PendingView, ...]:
                 job_id="08285" if n < 30 else "08286",
                 task_id=f"{12 + n:03d}" if n < 30 else f"{n - 29:03d}",
                 files=3,
-                size=93 * MIB + n * 1000,
+                size=int(484 * MIB * (0.7 + 0.12 * ((n * 5) % 6))),
                 attempts=2 if n == 3 else 0,
                 last_error="the file server answered HTTP 503" if n == 3 else None,
                 held=n == 5,
@@ -124,7 +123,7 @@ def failed_views() -> tuple[FailedView, ...]:
             job_id="08284",
             task_id="017",
             files=3,
-            size=93 * MIB,
+            size=TASK_BYTES,
             attempts=5,
             reason="MJ_0070_light_v003/data/MJ_0070_light_v003.deep.1017.exr: md5 mismatch",
             outcome=Outcome.FAILED,
@@ -198,15 +197,12 @@ def history_entries(count: int = 240) -> list[HistoryEntry]:
                     job_id="08283",
                     task_id=f"{task:03d}",
                     path="/mnt/renders/08283",
-                    size=93 * MIB,
+                    size=TASK_BYTES,
                     seconds=7.4,
                     finished_at=T0 - 3600 + n * 14,
                 )
             )
     return entries
-
-
-TASK_BYTES = 93 * MIB  # the three files of one task
 
 
 def job_views(active: tuple[ActiveView, ...]) -> tuple[JobView, ...]:
@@ -410,7 +406,7 @@ def failed_detail() -> DownloadDetail:
         attempts=attempts,
         files=files,
         url_hosts=("storage.googleapis.com",),
-        size=93 * MIB,
+        size=TASK_BYTES,
         origin="08284",
     )
 

@@ -42,7 +42,7 @@ def clock_time(seconds: float | None) -> str:
     """ETA-style H:MM:SS or M:SS; '' when unknown."""
     if seconds is None:
         return ""
-    seconds = int(seconds)
+    seconds = int(seconds + 0.5)  # to the nearest second
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
