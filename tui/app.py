@@ -127,6 +127,10 @@ class CdlApp(App[None]):
         return self.main
 
     def on_mount(self) -> None:
+        if str(self.console.color_system) == "standard":
+            # 16 colours: panels and the cursor get plain ANSI colours (a grey panel
+            # behind dim labels, or a grey cursor behind yellow text, cannot be read).
+            self.add_class("-ansi-16")
         self.engine.bus.subscribe(lambda event: self.post_message(EngineEvent(event)))
         self.set_interval(1 / self.refresh_hz, self._tick)
         if self.watch_terminal:

@@ -31,12 +31,12 @@ class VirtualList(ScrollView, can_focus=True):
         overflow-x: hidden;
     }
     /* A background only, so each column keeps its colour; a dark blue reads well in
-       truecolor and becomes plain blue in 16 colours. */
+       truecolor and is nearest to plain blue among the 16 colours (#1f4f7a became grey). */
     VirtualList > .virtual-list--cursor {
         background: #3a3a3a;
     }
     VirtualList:focus > .virtual-list--cursor {
-        background: #1f4f7a;
+        background: #1d3f9e;
         text-style: bold;
     }
     VirtualList > .virtual-list--empty {
