@@ -69,17 +69,16 @@ def build_report(engine: Engine) -> dict[str, Any]:
             "tasks": [],
         }
     for task in tasks:
-        job = jobs.setdefault(
-            task.job_id,
-            {
+        if task.job_id not in jobs:  # a daemon's job, not asked for: its frames once
+            jobs[task.job_id] = {
                 "job_id": task.job_id,
                 "listed": None,
                 "complete": None,
                 "error": None,
                 **_frames(engine.frames(task.job_id)),
                 "tasks": [],
-            },
-        )
+            }
+        job = jobs[task.job_id]
         job["tasks"].append(
             {
                 "task_id": task.task_id,

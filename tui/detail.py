@@ -146,9 +146,11 @@ def pending_body(view: PendingView) -> RenderableType:
     return Group(*parts)
 
 
-def job_body(job: JobView, frames: FramesView | bool | None = False) -> RenderableType:
-    """A job: its state and counts, then (if `frames` is given) its frame sequences.
-    `None`: they are being gathered; `False`: not asked for."""
+def job_body(
+    job: JobView, frames: FramesView | None = None, *, gathering: bool = False
+) -> RenderableType:
+    """A job: its state and counts, then its frame sequences (`frames`; None: no file of
+    it was listed; `gathering`: a thread is gathering them)."""
     facts = [
         ("job", job.job_id),
         ("state", job.state),
@@ -163,11 +165,16 @@ def job_body(job: JobView, frames: FramesView | bool | None = False) -> Renderab
     parts: list[RenderableType] = [_facts(facts)]
     if job.error:
         parts += [_heading("Reason"), Text(job.error, style="red")]
-    if frames is None:
+    if gathering:
         parts += [_heading("Frames"), Text("gathering the frame sequences…", style="dim")]
-    elif frames is not False:
+    elif frames is None:
+        parts += [_heading("Frames"), Text("No file of this job was listed.", style="dim")]
+    else:
         parts += [_heading("Frames"), frames_body(frames)]
     return Group(*parts)
+
+
+SINGLES_SHOWN = 500
 
 
 def frames_body(frames: FramesView) -> RenderableType:
@@ -194,10 +201,16 @@ def frames_body(frames: FramesView) -> RenderableType:
         table.add_column(overflow="fold")
         table.add_column(no_wrap=True, justify="right")
         table.add_column(no_wrap=True)
-        for single in frames.singles:
+        # Missing ones first; a screen of thousands of lines helps nobody (the report
+        # and --verify list them all).
+        singles = sorted(frames.singles, key=lambda s: s.on_disk)
+        for single in singles[:SINGLES_SHOWN]:
             where = Text("on disk") if single.on_disk else Text("missing", style="bold red")
             table.add_row(f"  {single.path}", size(single.size), where)
         parts.append(table)
+        if len(singles) > SINGLES_SHOWN:
+            more = f"  … and {len(singles) - SINGLES_SHOWN} more (--report lists them all)"
+            parts.append(Text(more, style="dim"))
     return Group(*parts)
 
 

@@ -76,7 +76,9 @@ def _final(engine: Engine) -> str:
     """The final summary, with each job's frame sequences."""
     snap = engine.snapshot()
     _, tasks = engine.history()
-    frames = [view for job in snap.jobs if (view := engine.frames(job.job_id)) is not None]
+    # The jobs asked for, and those a daemon was handed (as --report lists them).
+    job_ids = dict.fromkeys([*(job.job_id for job in snap.jobs), *(t.job_id for t in tasks)])
+    frames = [view for job_id in job_ids if (view := engine.frames(job_id)) is not None]
     return format_final(snap, tasks, frames)
 
 

@@ -230,12 +230,16 @@ def format_final(
     lines = ["##### RUN HISTORY (tasks) #####"]
     lines += [_history_line(entry) for entry in final_tasks(tasks)] or ["    none"]
     by_job = {view.job_id: view for view in frames}
-    if snap.jobs:
-        lines.append(f"##### JOBS ({len(snap.jobs)}) #####")
+    handed = [job_id for job_id in by_job if job_id not in {j.job_id for j in snap.jobs}]
+    if snap.jobs or handed:
+        lines.append(f"##### JOBS ({len(snap.jobs) + len(handed)}) #####")
         for job in snap.jobs:
             lines.append(job_line(job))
             if job.job_id in by_job:
                 lines += sequence_lines(by_job[job.job_id])
+        for job_id in handed:  # a daemon's: only what its history says
+            lines.append(f"    Job {job_id}")
+            lines += sequence_lines(by_job[job_id])
     for heading, outcomes in (
         ("FAILED", {Outcome.FAILED, Outcome.REFUSED}),
         ("CANCELLED", {Outcome.CANCELLED}),

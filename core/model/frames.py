@@ -34,14 +34,13 @@ SUSPICIOUS_SHARE = 0.10  # of their median size: under it, a frame is suspicious
 
 @dataclass(frozen=True, slots=True)
 class SequenceKey:
+    """A sequence is its folder, the name before the frame and the name after it; the
+    padding is not part of it (fileseq reads `a.1`..`a.300` as `#` or `###` by batch, and
+    `0999`, `1000`, `10000` as `####` and `#####`)."""
+
     folder: str  # "renders/beauty/" ("" at the job's top)
     stem: str  # "MJ_0100.beauty."
-    width: int  # the frame's digits, padded: 4 for 1001
     suffix: str  # ".exr"
-
-    @property
-    def pattern(self) -> str:
-        return f"{self.folder}{self.stem}{'#' * self.width}{self.suffix}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +89,10 @@ def frame_set(frames: list[int]) -> str:
 @dataclass
 class _Sequence:
     files: dict[int, tuple[str, int]] = field(default_factory=dict)  # frame -> path, size
+    width: int = 0  # the padding of its first frames (the pattern shows it)
+
+    def pattern(self, key: SequenceKey) -> str:
+        return f"{key.folder}{key.stem}{'#' * max(1, self.width)}{key.suffix}"
 
 
 class FrameCatalog:
@@ -130,8 +133,8 @@ class FrameCatalog:
             frames = seq.frameSet()
             if frames is None or not seq.padding():
                 continue  # no frame number: a single file (below)
-            key = SequenceKey(seq.dirname(), seq.basename(), seq.zfill(), seq.extension())
-            group = self._sequences.setdefault(key, _Sequence())
+            key = SequenceKey(seq.dirname(), seq.basename(), seq.extension())
+            group = self._sequences.setdefault(key, _Sequence(width=seq.zfill()))
             for number in frames:
                 frame = int(number)
                 if frame != number:
@@ -148,7 +151,7 @@ class FrameCatalog:
     def view(self) -> FramesView:
         self.group()
         sequences, singles = [], []
-        for key, group in sorted(self._sequences.items(), key=lambda kv: kv[0].pattern):
+        for key, group in sorted(self._sequences.items(), key=lambda kv: kv[1].pattern(kv[0])):
             if len(group.files) < 2:  # one frame is no sequence
                 for path, size in group.files.values():
                     singles.append(SingleView(path, size, path in self._on_disk))
@@ -165,20 +168,48 @@ class FrameCatalog:
             size = self._on_disk.get(path)
             if size is not None:
                 on_disk[frame] = size
-        first, last = min(group.files), max(group.files)
-        missing = [f for f in range(first, last + 1) if f not in on_disk]
+        listed = sorted(group.files)
         present = sorted(on_disk)
         return SequenceView(
-            pattern=key.pattern,
+            pattern=group.pattern(key),
             frames=frame_set(present),
-            missing=frame_set(missing),
+            missing=missing_frames(listed, on_disk),
             empty=frame_set(suspicious(on_disk)),
             files=len(on_disk),
             bytes=sum(on_disk.values()),
             listed=len(group.files),
-            first=first,
-            last=last,
+            first=listed[0],
+            last=listed[-1],
         )
+
+
+SPELLED_OUT = 100_000  # missing frames written by fileseq; more are written as ranges
+
+
+def missing_frames(listed: list[int], on_disk: dict[int, int]) -> str:
+    """The frames of the range first..last of `listed` (sorted) that are not on disk: the
+    gaps between listed frames, and the listed frames not on disk. Gaps are taken as
+    ranges, never enumerated: frame numbers such as dates leave gaps of millions."""
+    ranges: list[tuple[int, int]] = []
+
+    def add(start: int, end: int) -> None:
+        if ranges and ranges[-1][1] + 1 >= start:
+            ranges[-1] = (ranges[-1][0], max(ranges[-1][1], end))
+        else:
+            ranges.append((start, end))
+
+    previous = None
+    for frame in listed:
+        if previous is not None and frame > previous + 1:
+            add(previous + 1, frame - 1)
+        if frame not in on_disk:
+            add(frame, frame)
+        previous = frame
+    if not ranges:
+        return ""
+    if sum(end - start + 1 for start, end in ranges) <= SPELLED_OUT:
+        return frame_set([f for start, end in ranges for f in range(start, end + 1)])
+    return ",".join(f"{s}-{e}" if e > s else f"{s}" for s, e in ranges)
 
 
 def suspicious(sizes: dict[int, int]) -> list[int]:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from cdl_tui.core.files.destination import DestinationPolicy, plan_files
 from cdl_tui.core.files.diskguard import DiskGuard
@@ -172,6 +173,8 @@ class Attempts:
             if state in (FileState.HASHING, FileState.DOWNLOADING):
                 active.done -= afile.done
                 afile.done = 0
+        if state is FileState.DOWNLOADING:  # fetched (again): not in place until it is
+            self._frames.placed(active.download.job_id, afile.remote.relative_path, None)
         self._publish(
             FileStateChanged(download_id=download_id, path=afile.remote.relative_path, state=state)
         )
@@ -204,7 +207,9 @@ class Attempts:
                         finished_at=time.time(),
                     )
                 )
-        self._frames.placed(d.job_id, afile.remote.relative_path, size)
+        # A kept differing file (SKIPPED) is on disk with its own size.
+        on_disk = _size_of(afile.dest) if state is FileState.SKIPPED else size
+        self._frames.placed(d.job_id, afile.remote.relative_path, on_disk)
         if again:
             return
         self._publish(
@@ -242,3 +247,10 @@ class Attempts:
                 return
             self._warned.add(key)
         log.warning("%s", message)
+
+
+def _size_of(path: Path) -> int:
+    try:
+        return path.lstat().st_size
+    except OSError:
+        return 0

@@ -414,22 +414,18 @@ class MainScreen(Screen[None]):
     def _show_job(self, job: JobView) -> None:
         """A job and its frame sequences. The sequences of a big job take a moment to
         gather: they come from a thread, and the screen says so meanwhile."""
+        hint = "arrows scroll · Escape closes"
         if job.listed <= FRAMES_AT_ONCE:
             body = describe.job_body(job, self.engine.frames(job.job_id))
-            self.app.push_screen(
-                TextScreen(f"Job {job.job_id}", body, "arrows scroll · Escape closes")
-            )
+            self.app.push_screen(TextScreen(f"Job {job.job_id}", body, hint))
             return
-        screen = TextScreen(
-            f"Job {job.job_id}",
-            describe.job_body(job, None),
-            "arrows scroll · Escape closes",
-        )
+        screen = TextScreen(f"Job {job.job_id}", describe.job_body(job, gathering=True), hint)
         self.app.push_screen(screen)
 
         def gather() -> None:
             frames = self.engine.frames(job.job_id)
-            self.app.call_from_thread(screen.set_body, describe.job_body(job, frames))
+            if screen.is_attached:
+                self.app.call_from_thread(screen.set_body, describe.job_body(job, frames))
 
         self.run_worker(gather, thread=True, exclusive=True, group="job-frames")
 

@@ -76,17 +76,39 @@ def test_a_listing_still_running_is_grouped_as_it_comes_in_batches() -> None:
     assert catalog.view().sequences[0].listed == BATCH + 14
 
 
-def test_sequences_apart_by_folder_name_and_padding() -> None:
+def test_sequences_apart_by_folder_and_name_one_whatever_its_padding() -> None:
     catalog = catalog_of(range(1, 4))
     for frame in range(1, 4):
         catalog.listed(f"renders/depth/MJ_0100.depth.{frame:04d}.exr", 10)
-        catalog.listed(f"renders/beauty/MJ_0100.beauty.{frame}.exr", 10)  # unpadded
     patterns = [s.pattern for s in catalog.view().sequences]
     assert patterns == [
         "renders/beauty/MJ_0100.beauty.####.exr",
-        "renders/beauty/MJ_0100.beauty.#.exr",
         "renders/depth/MJ_0100.depth.####.exr",
     ]
+    # Padding that changes within a sequence, or from one batch of paths to the next,
+    # does not split it (fileseq reads each batch on its own).
+    mixed = FrameCatalog("08285")
+    for name in ("a.0001", "a.0002", "a.3", "a.0004", "a.0005", "a.6"):
+        mixed.listed(f"{name}.exr", 10)
+        mixed.placed(f"{name}.exr", 10)
+    (seq,) = mixed.view().sequences
+    assert (seq.frames, seq.missing) == ("1-6", "")
+    for names in (range(1, 301), range(300, 0, -1), range(9700, 10300)):
+        unpadded = FrameCatalog("08285")
+        for frame in names:
+            unpadded.listed(f"b.{frame}.exr", 10)
+        (seq,) = unpadded.view().sequences
+        assert seq.listed == len(names) and seq.missing == f"{min(names)}-{max(names)}"
+
+
+def test_gaps_of_millions_are_ranges_not_lists() -> None:
+    catalog = FrameCatalog("08285")
+    for stamp in (1_700_000_000, 1_700_300_000, 1_800_000_000):
+        catalog.listed(f"logs/run.{stamp}.txt", 10)
+        catalog.placed(f"logs/run.{stamp}.txt", 10)
+    (seq,) = catalog.view().sequences
+    assert seq.frames == "1700000000,1700300000,1800000000"
+    assert seq.missing == "1700000001-1700299999,1700300001-1799999999"
 
 
 def test_frame_sets_are_written_as_fileseq_writes_them() -> None:

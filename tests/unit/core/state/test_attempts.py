@@ -144,3 +144,20 @@ def test_a_failed_file_keeps_its_reason_without_secrets(desk, make_active) -> No
     (failed,) = p.of(FileFailed)
     assert "abcdef0123456789" not in failed.reason and "storage.example" in failed.reason
     assert active.files[0].detail == failed.reason
+
+
+def test_the_jobs_frames_follow_what_is_on_disk(desk, make_active, tmp_path) -> None:
+    p, attempts = desk()
+    planned = make_active("7", "a.1001.exr", "a.1002.exr", root=tmp_path)
+    p.shared.frames.listed(planned.item.download)
+    active = attempts.begin(planned.item, "worker-1")
+    active.files = planned.files
+    a, b = active.files
+    b.dest.write_bytes(b"theirs")  # a differing local file, kept (--on-conflict skip)
+    attempts.file_done(active, a, FileState.COMPLETE, 1.0)
+    attempts.file_done(active, b, FileState.SKIPPED, 0.1)
+    (seq,) = p.shared.frames.view("08285").sequences
+    assert (seq.frames, seq.bytes) == ("1001-1002", 10 + len(b"theirs"))  # its own size
+    attempts.file_state(active, a, FileState.DOWNLOADING)  # fetched again: not in place
+    (seq,) = p.shared.frames.view("08285").sequences
+    assert (seq.frames, seq.missing) == ("1002", "1001")
