@@ -478,16 +478,22 @@ class Bench:
         print(f"  100k: {row}", flush=True)
         return row
 
+    def noop_farm(self) -> Path:
+        """One job of 8 tasks (24 files), for the no-op reruns."""
+        data = self.work / "noop"
+        if not data.exists():
+            subprocess.run(
+                [BIN / "cdl-farm", "generate", str(data), "--jobs", "1", "--tasks", "8"],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+        return data
+
     def noop_rerun(self, runs: int) -> dict:
         """A rerun of a job that is complete on disk (8 tasks, 24 files): it has nothing
         to do and must end at once; `cdl-tui --version` is the floor (start-up alone)."""
         print("bench: a rerun with nothing to do", flush=True)
-        data = self.work / "noop"
-        subprocess.run(
-            [BIN / "cdl-farm", "generate", str(data), "--jobs", "1", "--tasks", "8"],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        data = self.noop_farm()
         api, token = self.start_farm(data)
         out, events = self.work / "noop-out", self.work / "noop-events.jsonl"
         command = [
@@ -537,13 +543,7 @@ class Bench:
         alternating, `--runs` times each."""
         builds = {"before": baseline, "after": BIN}
         rows: dict[str, dict] = {}
-        noop = self.work / "noop"
-        subprocess.run(
-            [BIN / "cdl-farm", "generate", str(noop), "--jobs", "1", "--tasks", "8"],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        api, token = self.start_farm(noop)
+        api, token = self.start_farm(self.noop_farm())
         out = self.work / "noop-out"
         self.cdl_tui(api, token, out)  # the first run fetches everything; then nothing to do
         rerun = ["--headless", "--api-url", api, "00001", "--exit-when-done", "--output", str(out)]

@@ -38,6 +38,7 @@ from cdl_tui.core.model.events import (
     DownloadFailed,
     DownloadWaiting,
 )
+from cdl_tui.core.model.models import Download
 from cdl_tui.core.model.secrets import scrub
 from cdl_tui.core.model.settings import EngineConfig
 from cdl_tui.core.model.states import DAEMON_ORIGIN, FarmStatus, FileState, Outcome
@@ -133,17 +134,7 @@ class Outcomes:
             outcome = Outcome.CACHED
         seconds = time.monotonic() - active.started
         fetched = sum(f.remote.size for f in active.files if f.state is FileState.COMPLETE)
-        entry = HistoryEntry(
-            kind="task",
-            outcome=outcome,
-            download_id=d.download_id,
-            job_id=d.job_id,
-            task_id=d.task_id,
-            path=str(active.root or ""),
-            size=d.size,
-            seconds=seconds,
-            finished_at=time.time(),
-        )
+        entry = task_entry(d, outcome, path=str(active.root or ""), seconds=seconds)
         with self._lock:  # from running to done in one step, as a snapshot sees it
             self._end_attempt(active, "done")
             self._ledger.done(entry, active.record.detail("done", outcome.value, ""))
@@ -301,18 +292,7 @@ class Outcomes:
             # `pending` only if this run ever claimed it: a queued job-mode Download we
             # never touched may be `downloaded` on the farm already.
             self._leases.report(item, FarmStatus.PENDING, 0, closing=True, force=item.claimed)
-        entry = HistoryEntry(
-            kind="task",
-            outcome=outcome,
-            download_id=d.download_id,
-            job_id=d.job_id,
-            task_id=d.task_id,
-            path="",
-            size=d.size,
-            seconds=0.0,
-            finished_at=time.time(),
-            reason=reason,
-        )
+        entry = task_entry(d, outcome, reason=reason)
         self._ledger.gave_up(item, given_up(item, outcome, reason, failed_files), entry)
         if outcome is Outcome.CANCELLED:
             self._problems.clear(download_problem(d.download_id))
@@ -334,3 +314,21 @@ def _file_at(active: ActiveDownload, relative_path: str | None) -> ActiveFile | 
     if relative_path is None:
         return None
     return next((f for f in active.files if f.remote.relative_path == relative_path), None)
+
+
+def task_entry(
+    download: Download, outcome: Outcome, *, path: str = "", seconds: float = 0.0, reason: str = ""
+) -> HistoryEntry:
+    """The history entry of a Download that ended (`path`: the folder its files went to)."""
+    return HistoryEntry(
+        kind="task",
+        outcome=outcome,
+        download_id=download.download_id,
+        job_id=download.job_id,
+        task_id=download.task_id,
+        path=path,
+        size=download.size,
+        seconds=seconds,
+        finished_at=time.time(),
+        reason=reason,
+    )
