@@ -21,6 +21,7 @@ import argparse
 import base64
 import json
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -74,9 +75,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+CPU = {"last": 0.0}  # CPU seconds (user + system) of the last command timed()
+
+
 def timed(command: list, **kwargs) -> float:
     started = time.monotonic()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run(command, check=False, capture_output=True, text=True, **kwargs)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU["last"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if result.returncode:
         tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
         raise SystemExit(f"bench: {command[0]} failed ({result.returncode}): " + " | ".join(tail))
@@ -188,6 +195,12 @@ class Bench:
             env=env,
         )
 
+    def minimal(self, api: str, token: str, out: Path) -> float:
+        """bench/minimal_client.py: the floor for the transfer path's CPU per file."""
+        shutil.rmtree(out, ignore_errors=True)
+        command = [sys.executable, str(HERE / "minimal_client.py"), "--api-url", api]
+        return timed([*command, "--token", token, "--output", str(out)], env=self.env)
+
     def aria2(self, files: list[dict], out: Path, checksums: bool) -> float:
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
@@ -286,6 +299,23 @@ class Bench:
                 "cdl_disk_s": t_cdl_disk,
                 "curl_s": t_curl,
             }
+            if name == "b":
+                # CPU per file: cdl-tui against the plainest client doing the same steps.
+                row["cdl_cpu_s"] = self.measure(
+                    "b: cdl-tui CPU seconds",
+                    runs,
+                    lambda: (self.cdl_tui(api, token, self.work / "out"), CPU["last"])[1],
+                )
+                row["minimal_s"] = self.measure(
+                    "b: minimal client (8 threads, md5, fsync)",
+                    runs,
+                    lambda: self.minimal(api, token, self.work / "minimal"),
+                )
+                row["minimal_cpu_s"] = self.measure(
+                    "b: minimal client CPU seconds",
+                    runs,
+                    lambda: (self.minimal(api, token, self.work / "minimal"), CPU["last"])[1],
+                )
             if name in ("b", "c"):
                 row["curl_parallel_s"] = self.measure(
                     f"{name}: curl -Z (8 parallel)",
@@ -671,6 +701,12 @@ def ratios(results: dict) -> list[dict]:
             c["aria2_md5_s"] / c["cdl_tmpfs_s"],
             ">= 1.0",
             lambda r: r >= 1.0,
+        ),
+        (
+            "CPU seconds for (b), cdl-tui vs the minimal client",
+            b["cdl_cpu_s"] / b["minimal_cpu_s"],
+            "<= 1.0",
+            lambda r: r <= 1.0,
         ),
         (
             "hashing existing files, speed vs md5sum",
