@@ -70,32 +70,25 @@ def _check_download(
     for remote, dest in planned:
         if pattern is not None and not pattern.search(remote.relative_path):
             continue
-        state = compare(remote, dest, hash_present)
-        on_disk = 0 if state == "missing" else _size(dest)
+        state, on_disk = compare(remote, dest, hash_present)
         yield LocalCheck(download, remote, dest, state, on_disk=on_disk)
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.lstat().st_size
-    except OSError:  # gone since it was compared
-        return 0
-
-
-def compare(remote: RemoteFile, dest: Path, hash_present: bool = True) -> str:
-    """How the file at `dest` stands against the farm's. A link there is not followed:
-    it is not a downloaded file (a run would replace it), so it counts as missing."""
+def compare(remote: RemoteFile, dest: Path, hash_present: bool = True) -> tuple[str, int]:
+    """How the file at `dest` stands against the farm's, and its size on disk (0 when
+    missing). A link there is not followed: it is not a downloaded file (a run would
+    replace it), so it counts as missing."""
     try:
         info = dest.lstat()
     except OSError:
-        return "missing"
+        return "missing", 0
     if not S_ISREG(info.st_mode):
-        return "missing"
+        return "missing", 0
     if info.st_size != remote.size:
-        return "size differs"
+        return "size differs", info.st_size
     try:
         if hash_present and hash_file(dest) != remote.md5:
-            return "md5 differs"
+            return "md5 differs", info.st_size
     except OSError:
-        return "missing"
-    return "same"
+        return "missing", 0
+    return "same", info.st_size
