@@ -20,6 +20,7 @@ from typing import Any
 from cdl_tui.core.model import faults
 from cdl_tui.core.model.errors import ConfigError
 from cdl_tui.core.model.secrets import Secret
+from cdl_tui.core.model.settings import TRANSFER_ENGINES
 from cdl_tui.core.model.units import parse_size
 
 if sys.version_info >= (3, 11):
@@ -128,6 +129,13 @@ def _as_conflict(value: Any) -> str:
     text = _as_str(value).lower()
     if text not in _CONFLICT:
         raise ValueError(f"expected one of {', '.join(_CONFLICT)}")
+    return text
+
+
+def _as_transfer(value: Any) -> str:
+    text = _as_str(value).lower()
+    if text not in TRANSFER_ENGINES:
+        raise ValueError(f"expected one of {', '.join(TRANSFER_ENGINES)}")
     return text
 
 
@@ -282,6 +290,9 @@ class Settings:
     max_attempts: int = _setting(5, _as_positive_int, "attempts per Download before FAILED")
     on_conflict: str = _setting(
         "overwrite", _as_conflict, "an existing file that differs: overwrite, skip or backup"
+    )
+    transfer: str = _setting(
+        "auto", _as_transfer, "file transfers: curl, python, or auto (curl if pycurl imports)"
     )
     regex: str | None = _setting(None, _as_regex, "download only files whose path matches")
     force: bool = _setting(False, _as_bool, "re-download files even if they are in place")

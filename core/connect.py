@@ -12,6 +12,7 @@ from cdl_tui.core.farm.api import (
     ApiLimits,
     FarmClient,
     Timeouts,
+    file_tls_setting,
     make_http_client,
     normalize_base_url,
     tls_verify_setting,
@@ -74,7 +75,9 @@ def client_from(settings: Settings, credentials: Credentials | None = None) -> F
         max_pages=settings.max_pages,
         deadline=settings.api_deadline,
     )
-    return FarmClient(url, creds, http=http, verify=verify, limits=limits)
+    ca_bundle = str(settings.ca_bundle) if settings.ca_bundle else None
+    file_tls = file_tls_setting(ca_bundle, settings.tls_verify)
+    return FarmClient(url, creds, http=http, verify=verify, limits=limits, file_tls=file_tls)
 
 
 def group_id(group: str | None) -> int | None:
@@ -128,4 +131,5 @@ def engine_config_from(
         temp_max_age=settings.temp_max_age,
         path_map=settings.path_map,
         output_roots=settings.output_roots,
+        transfer=settings.transfer,
     )

@@ -26,11 +26,9 @@ from cdl_tui.core.farm.api import FARM_PROBLEM, FarmClient
 from cdl_tui.core.farm.leases import Leases
 from cdl_tui.core.files.destination import DestinationPolicy, warn_if_unbounded
 from cdl_tui.core.files.diskguard import DiskGuard, free_space
-from cdl_tui.core.files.fetchers import Fetcher
 from cdl_tui.core.files.journal import Journal
 from cdl_tui.core.files.sweep import start_sweep
 from cdl_tui.core.files.throttle import TokenBucket
-from cdl_tui.core.files.transfer import ThreadTransfer
 from cdl_tui.core.files.verified import VerifiedFiles
 from cdl_tui.core.model.errors import CdlError
 from cdl_tui.core.model.events import EngineDrained, EngineStopped, Event, EventBus
@@ -43,6 +41,7 @@ from cdl_tui.core.model.views import DownloadDetail, EngineSnapshot, HistoryEntr
 from cdl_tui.core.run.download_run import DownloadRun, RunSettings
 from cdl_tui.core.run.feeder import Feeder
 from cdl_tui.core.run.hooks import JobDoneHook
+from cdl_tui.core.run.transfers import choose_transfer
 from cdl_tui.core.run.workers import WorkerPool
 from cdl_tui.core.state.active import ActiveSet
 from cdl_tui.core.state.attempts import Attempts, FilesSettings
@@ -122,6 +121,7 @@ class Engine:
             threads=lambda: self._workers.target,
             fatal=self.fatal,
         )
+        self._transfer = choose_transfer(config.transfer, client, self.throttle)
         self.attempts = Attempts(
             shared,
             FilesSettings.of(config),
@@ -130,7 +130,7 @@ class Engine:
             policy=DestinationPolicy.of(config),
             disk=DiskGuard(config.disk_margin, config.free_space or free_space),
             verified=VerifiedFiles(self.journal, md5_cache=config.md5_cache),
-            transfer=ThreadTransfer(Fetcher(client.http, lambda: client.tls), self.throttle),
+            transfer=self._transfer,
             refresh=self.intake.refresh,
         )
         self._run_settings = RunSettings.of(config)
@@ -202,6 +202,7 @@ class Engine:
             if thread.is_alive():
                 thread.join(left())
         self.leases.stop_heartbeats(left())
+        self._transfer.close()  # after the workers: a straggler's try fails, cleanly
         with self._lock:
             if self._shutdown_done:
                 return self.exit_code

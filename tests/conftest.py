@@ -257,3 +257,57 @@ def hostile_server() -> Iterator[Callable[[Callable[[SeenRequest], Answer]], Hos
     yield start
     for server in servers:
         server.close()
+
+
+TRANSFER_ENGINES = ("python", "curl")
+
+
+@pytest.fixture(params=TRANSFER_ENGINES)
+def transfer_kind(request: pytest.FixtureRequest) -> str:
+    """Each file transfer engine in turn (curl is skipped where pycurl cannot be imported:
+    that is the platform the python engine is for)."""
+    from cdl_tui.core.files import curl
+
+    if request.param == "curl" and curl.available() is not None:
+        pytest.skip(f"pycurl cannot be imported: {curl.available()}")
+    return request.param
+
+
+@pytest.fixture
+def make_transfer(transfer_kind: str) -> Iterator[Callable[..., object]]:
+    """`make_transfer(throttle=None, tls=FileTls(), proxies=None)`: a Transfer of the
+    engine under test, closed after the test."""
+    import httpx
+
+    from cdl_tui.core.farm.api import tls_context
+    from cdl_tui.core.files.curl import CurlSettings, CurlTransfer
+    from cdl_tui.core.files.fetchers import Fetcher
+    from cdl_tui.core.files.proxies import ProxyRules
+    from cdl_tui.core.files.stream import ThreadTransfer
+    from cdl_tui.core.files.throttle import TokenBucket
+    from cdl_tui.core.model.settings import FileTls
+
+    made: list = []
+
+    def make(throttle=None, tls: FileTls | None = None, proxies: dict | None = None, **timeouts):
+        tls = tls or FileTls()
+        bucket = throttle or TokenBucket()
+        if transfer_kind == "curl":
+            settings = CurlSettings(tls=tls, **timeouts)
+            transfer = CurlTransfer(settings, bucket, ProxyRules(proxies))
+        else:
+            verify: ssl.SSLContext | bool = tls.verify
+            if tls.verify and tls.ca_file:
+                verify = ssl.create_default_context(cafile=tls.ca_file)
+            http = httpx.Client(verify=verify, trust_env=proxies is None)
+            fetcher = Fetcher(http, lambda: tls_context(verify))
+            if proxies is not None:
+                fetcher._proxies = ProxyRules(proxies)
+            transfer = ThreadTransfer(fetcher, bucket)
+            made.append(http)
+        made.append(transfer)
+        return transfer
+
+    yield make
+    for thing in made:
+        thing.close()

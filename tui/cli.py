@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="an existing file that differs from the farm's (default overwrite)",
     )
     add("--disable-reporting", action="store_true", help="send no status reports to the farm")
+    add(
+        "--transfer",
+        choices=("auto", "curl", "python"),
+        help="how files move: libcurl (curl), http.client (python); default auto",
+    )
     add("--max-bandwidth", metavar="RATE", help="limit all downloads together, e.g. 40MB/s")
     add("--on-job-done", metavar="CMD", help="run CMD (via the shell) when a job completes")
     add("--no-md5-cache", action="store_true", help="hash existing files even if unchanged")
@@ -101,6 +106,7 @@ _SETTING_FLAGS = (
     "ca_bundle",
     "regex",
     "on_conflict",
+    "transfer",
     "max_attempts",
     "poll_interval",
     "summary_interval",

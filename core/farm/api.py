@@ -36,6 +36,7 @@ from cdl_tui.core.model.errors import (
 from cdl_tui.core.model.faults import maybe_fail
 from cdl_tui.core.model.models import DownloadBatch, WireId, parse_downloads
 from cdl_tui.core.model.secrets import guard_third_party_loggers, scrub
+from cdl_tui.core.model.settings import FileTls
 from cdl_tui.core.model.states import FarmStatus
 from cdl_tui.core.model.version import user_agent
 
@@ -126,6 +127,18 @@ def tls_verify_setting(ca_bundle: str | None, verify: bool) -> ssl.SSLContext | 
     return True
 
 
+def file_tls_setting(ca_bundle: str | None, verify: bool) -> FileTls:
+    """The trust of `tls_verify_setting`, as paths, for libcurl's file transfers."""
+    if not verify:
+        return FileTls(verify=False)
+    if ca_bundle:
+        return FileTls(ca_file=ca_bundle)
+    return FileTls(
+        ca_file=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+        ca_dir=os.environ.get("SSL_CERT_DIR"),
+    )
+
+
 def tls_context(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
     """An SSL context equivalent to httpx's `verify` setting, for http.client."""
     if isinstance(verify, ssl.SSLContext):
@@ -196,8 +209,11 @@ class FarmClient:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] | None = None,
         limits: ApiLimits = ApiLimits(),
+        file_tls: FileTls | None = None,
     ) -> None:
         self.base_url = normalize_base_url(base_url)
+        # How file hosts are trusted (for libcurl, which takes paths, not a context).
+        self.file_tls = file_tls or file_tls_setting(None, verify is not False)
         self.limits = limits
         self._unreachable_since: float | None = None
         self.host = urlsplit(self.base_url).netloc

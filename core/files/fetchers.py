@@ -15,7 +15,6 @@ import http.client
 import queue
 import ssl
 import threading
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Protocol
@@ -23,6 +22,7 @@ from urllib.parse import SplitResult, urlsplit
 
 import httpx
 
+from cdl_tui.core.files.proxies import ProxyRules
 from cdl_tui.core.model.version import user_agent
 
 BUFFER = 1 << 20  # bytes per read (and per hashing hand-off)
@@ -200,23 +200,10 @@ class Fetcher:
     ) -> None:
         self.http = http
         self._connections = _Connections(tls, timeout)
-        self._proxies = urllib.request.getproxies()
-        self._proxied_hosts: dict[tuple[str, str], bool] = {}
-
-    def _proxied(self, url: str) -> bool:
-        parts = urlsplit(url)
-        key = (parts.scheme, parts.hostname or "")
-        proxied = self._proxied_hosts.get(key)
-        if proxied is None:
-            if parts.scheme not in self._proxies and "all" not in self._proxies:
-                proxied = False
-            else:
-                proxied = not urllib.request.proxy_bypass(parts.hostname or "")
-            self._proxied_hosts[key] = proxied
-        return proxied
+        self._proxies = ProxyRules()
 
     def open(self, url: str, headers: dict[str, str]) -> BodySource:
-        if self._proxied(url):
+        if self._proxies.proxy_for(url) is not None:
             stream = self.http.stream("GET", url, headers=headers)
             return _HttpxBody(stream, stream.__enter__())
         return self._connections.open(url, headers)

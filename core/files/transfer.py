@@ -22,23 +22,18 @@ import contextlib
 import errno
 import fcntl
 import hashlib
-import http.client
 import os
 import re
 import stat
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
-
-import httpx
 
 from cdl_tui.core.model.errors import (
     DestinationBusy,
     StopRequested,
     TransferError,
-    certificate_problem,
 )
 from cdl_tui.core.model.faults import maybe_fail
 from cdl_tui.core.model.models import RemoteFile
@@ -46,9 +41,7 @@ from cdl_tui.core.model.paths import MAX_NAME_BYTES
 from cdl_tui.core.model.secrets import scrub
 from cdl_tui.core.model.settings import Permissions
 
-from .fetchers import PIPELINE_MIN, BodySource, Fetcher, HashPipeline
 from .folders import O_SAFE, Folder, apply_mode, open_folder
-from .throttle import TokenBucket
 
 HASH_BLOCK = 4 << 20
 NO_MODES = Permissions()  # modes left to the umask
@@ -251,7 +244,7 @@ def destination_lock(target: Target, remote: RemoteFile) -> Iterator[int]:
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.EMLINK, errno.EISDIR, errno.ENXIO):
                 raise _not_ours(target, name) from None
-            raise _write_error(exc, target.path) from None
+            raise write_error(exc, target.path) from None
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
@@ -318,22 +311,11 @@ class Progress:
     stall: tuple[float, float] | None = None
 
 
-def fetch_file(
-    fetcher: Fetcher,
-    remote: RemoteFile,
-    target: Target,
-    *,
-    permissions: Permissions = NO_MODES,
-    progress: Progress | None = None,
-) -> int:
-    """Download `remote` to `target`, verified; returns the offset it resumed from.
-
-    The rename is durable once the caller has synced the target's folder (once per
-    folder, after its files are in place). Raises TransferError, StopRequested (partial
-    kept or removed as it says) or DestinationBusy.
-    """
+def place_file(target: Target, remote: RemoteFile, make: Callable[[], FileTry]) -> int:
+    """Run the try `make` builds under the file's lock; rename its verified temp file over
+    the target, or clean up as the error says. The offset it resumed from."""
     with destination_lock(target, remote) as owner:
-        transfer = _Transfer(fetcher, remote, target, progress or Progress(), permissions)
+        transfer = make()
         transfer.owners = {os.geteuid(), owner}
         try:
             transfer.run()
@@ -341,7 +323,7 @@ def fetch_file(
             try:
                 target.folder.rename(transfer.temp, target.name)
             except OSError as exc:
-                raise _write_error(exc, target.path) from None
+                raise write_error(exc, target.path) from None
             if transfer.etag_written:
                 with contextlib.suppress(OSError):
                     target.folder.remove(transfer.etag_name)
@@ -374,53 +356,21 @@ class Transfer(Protocol):
         self, remote: RemoteFile, target: Target, *, permissions: Permissions, progress: Progress
     ) -> int: ...
 
-
-class ThreadTransfer:
-    """Today's transfer: one blocking http.client (or httpx, through a proxy) stream per
-    worker, on the worker's own thread, sharing one bandwidth limit."""
-
-    def __init__(self, fetcher: Fetcher, throttle: TokenBucket) -> None:
-        self._fetcher = fetcher
-        self._throttle = throttle
-
-    def fetch(
-        self, remote: RemoteFile, target: Target, *, permissions: Permissions, progress: Progress
-    ) -> int:
-        progress = replace(
-            progress, throttle=self._throttle.consume, largest_read=self._throttle.largest_read
-        )
-        return fetch_file(self._fetcher, remote, target, permissions=permissions, progress=progress)
+    def close(self) -> None:
+        """Let go of what the engine holds (threads, connections)."""
 
 
-# What a broken connection can raise, from http.client, ssl, sockets or httpx.
-NETWORK_ERRORS = (OSError, http.client.HTTPException, httpx.TransportError)
-
-
-def _network_error(exc: BaseException, received: int) -> TransferError:
-    if (problem := certificate_problem(exc)) is not None:  # direct, or through a proxy
-        return TransferError(
-            f"cannot verify the file host's TLS certificate ({problem}); "
-            "give its CA with --ca-bundle (or --insecure, not advised)",
-            unsafe=True,
-        )
-    if isinstance(exc, TimeoutError | httpx.TimeoutException):
-        return TransferError(f"timed out after {received} bytes ({type(exc).__name__})")
-    text = " ".join(scrub(str(exc)).split())[:160] or type(exc).__name__
-    return TransferError(f"connection failed after {received} bytes: {text}")
-
-
-class _Transfer:
-    """One try at one file: resume what is on disk, fetch the rest, check it all."""
+class FileTry:
+    """One try at one file: resume what is on disk, fetch the rest, check it all. The
+    engines (stream.py, curl.py) differ in how the rest is fetched: `run`."""
 
     def __init__(
         self,
-        fetcher: Fetcher,
         remote: RemoteFile,
         target: Target,
         progress: Progress,
         permissions: Permissions,
     ) -> None:
-        self.fetcher = fetcher
         self.permissions = permissions
         self.remote = remote
         self.target = target
@@ -434,10 +384,6 @@ class _Transfer:
         self.resumed_from = 0
         self.received = 0
         self.etag_written = False
-        self._step = MIN_STEP  # bytes per read; adapts to the link (see _fill)
-        self._stall_time = 0.0  # seconds spent reading, and bytes read, since the last
-        self._stall_bytes = 0  # stall check
-        self._stalled: TransferError | None = None  # raised once the buffer is written
 
     @property
     def kept(self) -> int:
@@ -450,26 +396,10 @@ class _Transfer:
             self.fd = -1
 
     def run(self) -> None:
-        self._resume_point()
-        try:
-            body = self.fetcher.open(self.remote.url, self._headers())
-        except NETWORK_ERRORS as exc:
-            raise _network_error(exc, 0) from None
-        complete = False
-        try:
-            if not self._accept(body):
-                # Every byte was on disk already: the mode is still ours to set.
-                apply_mode(self.fd, self.permissions.file_mode, self.permissions.group)
-            else:
-                if self.progress.stall is not None:  # a read that waits this long stalls
-                    body.limit_wait(self.progress.stall[0])
-                # Kept for a resume: worth it for files a cut would cost much to fetch again.
-                if self.remote.size >= RESUME_MIN and (etag := body.header("etag")):
-                    self._write_etag(etag)
-                self._append(body)
-            complete = True
-        finally:
-            body.finish(complete)
+        raise NotImplementedError
+
+    def verify(self) -> None:
+        """Check the temp file's bytes against the farm's size and md5."""
         total = self.offset + self.received
         if total != self.remote.size:
             raise TransferError(f"short body: got {total} of {self.remote.size} bytes")
@@ -478,7 +408,7 @@ class _Transfer:
                 "md5 mismatch: the bytes received are not the farm's file", bad_data=True
             )
 
-    def _resume_point(self) -> None:
+    def resume_point(self) -> None:
         """Hash the bytes a cut try left in our temp file: only a regular file of ours
         with one link is resumed; anything else at its name is replaced, not followed."""
         folder = self.target.folder
@@ -495,9 +425,9 @@ class _Transfer:
             self.close()
             remove_partial(self.target, self.remote)
         except OSError as exc:
-            raise _write_error(exc, self.target.path) from None
+            raise write_error(exc, self.target.path) from None
 
-    def _write_etag(self, etag: str) -> None:
+    def write_etag(self, etag: str) -> None:
         with contextlib.suppress(OSError):
             fd = self.target.folder.create(self.etag_name, 0o666)
             try:
@@ -515,7 +445,7 @@ class _Transfer:
         finally:
             os.close(fd)
 
-    def _headers(self) -> dict[str, str]:
+    def headers(self) -> dict[str, str]:
         headers = {"Accept": "*/*", "Accept-Encoding": "identity"}
         if self.offset and self.offset == self.remote.size:
             headers["Range"] = "bytes=0-0"  # every byte is here: only check the URL works
@@ -526,23 +456,12 @@ class _Transfer:
                     headers["If-Range"] = etag
         return headers
 
-    def _accept(self, body: BodySource) -> bool:
-        """Check the answer; False if the body is not needed (every byte is on disk)."""
-        status = body.status
-        if status in (400, 403, 410):
-            code, reason = storage_refusal(body, self.progress.check_stop)
-            # Storage says "expired" its own way: Google Cloud Storage 400 ExpiredToken,
-            # Amazon S3 403 AccessDenied, others 410. Each asks for a fresh URL.
-            if status != 400 or code == "ExpiredToken":
-                raise TransferError(
-                    f"the file URL was refused (HTTP {status}{reason}); "
-                    "its signature may have expired",
-                    expired=True,
-                )
-            raise TransferError(f"the file server answered HTTP 400{reason}", retryable=False)
+    def judge(self, status: int, content_range: str | None) -> bool:
+        """The answer's status (not a refusal): True to write its body, False if every
+        byte is on disk already; a 200 to a Range restarts from byte 0."""
         if self.offset and self.offset == self.remote.size and status in (200, 206, 416):
             return False
-        if self.offset and status == 206 and _range_start(body) == self.offset:
+        if self.offset and status == 206 and _range_start(content_range) == self.offset:
             return True
         if status == 200:
             if self.offset:  # the server ignored the Range, or the validator changed
@@ -556,150 +475,16 @@ class _Transfer:
             retryable=status == 429 or status >= 500 or status in (404, 416),
         )
 
-    def _append(self, body: BodySource) -> None:
-        mode, group = self.permissions.file_mode, self.permissions.group
-        try:
-            if self.fd < 0:
-                self.fd = self.target.folder.create(self.temp, self.permissions.create_mode)
-            os.lseek(self.fd, self.offset, os.SEEK_SET)
-            os.ftruncate(self.fd, self.offset)
-            self._copy(body, self.fd)
-            apply_mode(self.fd, mode, group)  # created as the umask says, unless configured
-            os.fsync(self.fd)  # what is kept must be on disk, for a resume or the rename
-        except OSError as exc:
-            raise _write_error(exc, self.target.path) from None
 
-    def _copy(self, body: BodySource, fd: int) -> None:
-        """Read the body into 1 MiB buffers, write each, hash it (in the helper thread for
-        big bodies, so reading and hashing overlap)."""
-        remote = self.remote
-        if remote.size - self.offset <= SMALL_BODY:
-            self._step = SMALL_BODY
-        pipeline = HashPipeline.for_this_thread()
-        pipelined = remote.size - self.offset >= PIPELINE_MIN
-        if pipelined:
-            pipeline.start(self.digest)
-        try:
-            while True:
-                maybe_fail("chunk", TransferError)
-                index = pipeline.take()
-                view = pipeline.buffers[index]
-                try:
-                    count = self._fill(body, view)
-                    if count:
-                        written = 0
-                        while written < count:
-                            written += os.write(fd, view[written:count])
-                except BaseException:
-                    pipeline.give_back(index)
-                    raise
-                if not count:
-                    pipeline.give_back(index)
-                    return
-                if pipelined:
-                    pipeline.hash(index, count)
-                else:
-                    self.digest.update(view[:count])
-                    pipeline.give_back(index)
-                if self._stalled is not None:
-                    raise self._stalled  # after what came was written: it is resumed
-        finally:
-            if pipelined:
-                pipeline.finish()
-
-    def _fill(self, body: BodySource, view: memoryview) -> int:
-        """Fill `view` from the body; 0 at its end.
-
-        Reads in steps that grow while data comes fast (few calls, little Python per
-        byte) and shrink when it comes slowly, so that progress, pause and stop are seen
-        within a fraction of a second even on a throttled link.
-        """
-        progress, limit = self.progress, self.remote.size
-        filled = 0
-        while filled < len(view):
-            if progress.check_stop is not None:
-                progress.check_stop()
-            step = min(self._step, len(view) - filled)
-            if progress.largest_read is not None and (cap := progress.largest_read()):
-                step = min(step, cap)
-            started = time.monotonic()
-            try:
-                count = body.readinto(view[filled : filled + step])
-            except NETWORK_ERRORS as exc:
-                raise _network_error(exc, self.received) from None
-            if not count:
-                break
-            took = time.monotonic() - started
-            if took < 0.02:
-                self._step = min(len(view), self._step * 2)
-            elif took > 0.2:  # a slow link: smaller reads, seen (and checked) sooner
-                self._step = max(SLOW_STEP, self._step // 2)
-            stalled = progress.stall is not None and self._is_stalled(took, count, *progress.stall)
-            filled += count
-            self.received += count
-            if self.offset + self.received > limit:
-                raise TransferError(
-                    f"the server sent more than the expected {limit} bytes", bad_data=True
-                )
-            if progress.on_bytes is not None:
-                progress.on_bytes(count)
-            if progress.throttle is not None:
-                progress.throttle(count)  # every read is charged, the last one too
-            if self.offset + self.received == limit:
-                self._stalled = None  # it came in full after all: nothing to cut
-                break  # all there: do not wait for an end the server may not signal
-            if stalled:
-                break  # _copy writes what came, then gives up
-        return filled
-
-    def _is_stalled(self, took: float, count: int, seconds: float, rate: float) -> bool:
-        """Count a read against the stall window; True (and `_stalled` set) if the body
-        averaged under `rate` over `seconds` of reading."""
-        self._stall_time += took
-        self._stall_bytes += count
-        if self._stall_time < seconds:
-            return False
-        if self._stall_bytes < rate * self._stall_time:
-            self._stalled = TransferError(
-                f"stalled: {self._stall_bytes} bytes in {self._stall_time:.0f} s, under "
-                f"stall_min_rate ({rate:.0f} B/s); the bytes on disk are kept"
-            )
-            return True
-        self._stall_time, self._stall_bytes = 0.0, 0
-        return False
-
-
+REFUSALS = (400, 403, 410)  # how storage refuses a URL (see refusal_error)
 ERROR_BODY_LIMIT = 4096  # bytes of an error answer read for its reason
-ERROR_BODY_SECONDS = 2.0  # and for at most this long
 _XML_CODE = re.compile(r"<Code>\s*([^<]{1,80}?)\s*</Code>")
 _XML_MESSAGE = re.compile(r"<Message>\s*([^<]{1,300}?)\s*</Message>")
 
 
-def storage_refusal(
-    body: BodySource, check_stop: Callable[[], None] | None = None
-) -> tuple[str, str]:
-    """(code, ": reason") from a storage service's error answer: the XML `<Code>` and
-    `<Message>` that S3 and Google Cloud Storage send, else the start of the text.
-
-    At most ERROR_BODY_LIMIT bytes are read, for at most ERROR_BODY_SECONDS, and a stop
-    is seen between reads: an endless or stalled error body cannot hold a worker. The
-    reason is one short printable line.
-    """
-    buffer = bytearray(ERROR_BODY_LIMIT)
-    view, filled = memoryview(buffer), 0
-    deadline = time.monotonic() + ERROR_BODY_SECONDS
-    with contextlib.suppress(*NETWORK_ERRORS):
-        while filled < len(buffer) and (left := deadline - time.monotonic()) > 0:
-            if check_stop is not None:
-                check_stop()
-            body.limit_wait(left)
-            # Small reads: a buffered read waits to fill what it is given, and a body that
-            # stalls part-way must still yield what came before the stall.
-            count = body.readinto(view[filled : filled + 8])
-            if not count:
-                break
-            filled += count
-    text = buffer[:filled].decode("utf-8", "replace")
+def refusal_reason(raw: bytes) -> tuple[str, str]:
+    """(code, ": reason") from the first bytes of an error answer (see storage_refusal)."""
+    text = raw[:ERROR_BODY_LIMIT].decode("utf-8", "replace")
     code_match, message_match = _XML_CODE.search(text), _XML_MESSAGE.search(text)
     code = code_match[1] if code_match else ""
     reason = f"{code}: {message_match[1]}" if code and message_match else code or text
@@ -708,7 +493,18 @@ def storage_refusal(
     return code, f": {reason}" if reason else ""
 
 
-def _write_error(exc: OSError, temp: Path) -> TransferError:
+def refusal_error(status: int, code: str, reason: str) -> TransferError:
+    """Storage says "expired" its own way: Google Cloud Storage 400 ExpiredToken, Amazon
+    S3 403 AccessDenied, others 410. Each asks for a fresh URL; another 400 is final."""
+    if status != 400 or code == "ExpiredToken":
+        return TransferError(
+            f"the file URL was refused (HTTP {status}{reason}); its signature may have expired",
+            expired=True,
+        )
+    return TransferError(f"the file server answered HTTP 400{reason}", retryable=False)
+
+
+def write_error(exc: OSError, temp: Path) -> TransferError:
     if exc.errno == errno.ENOSPC:
         return TransferError(f"no space left on the device of {temp.parent}", no_space=True)
     if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):  # e.g. a Samba lease: wait a little
@@ -716,6 +512,6 @@ def _write_error(exc: OSError, temp: Path) -> TransferError:
     return TransferError(f"cannot write {temp}: {exc.strerror}", retryable=False)
 
 
-def _range_start(body: BodySource) -> int | None:
-    match = re.match(r"bytes (\d+)-\d+/\d+", body.header("content-range") or "")
+def _range_start(content_range: str | None) -> int | None:
+    match = re.match(r"bytes (\d+)-\d+/\d+", content_range or "")
     return int(match[1]) if match else None

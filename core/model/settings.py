@@ -32,6 +32,19 @@ class Permissions:
         return 0o666 if self.file_mode is None else self.file_mode
 
 
+TRANSFER_ENGINES = ("auto", "curl", "python")  # how file bodies move (see core/files/)
+
+
+@dataclass(frozen=True)
+class FileTls:
+    """How file hosts' certificates are checked: the same trust as the API client's
+    (--ca-bundle, else SSL_CERT_FILE / SSL_CERT_DIR, else certifi's bundle)."""
+
+    verify: bool = True
+    ca_file: str | None = None
+    ca_dir: str | None = None
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     jobs: tuple[JobSpec, ...] = ()
@@ -70,10 +83,13 @@ class EngineConfig:
     path_map: tuple[tuple[str, str], ...] = ()  # output_dir prefixes, submitter -> here
     output_roots: tuple[Path, ...] = ()  # if set, a farm's output_dir must be under one
     failed_hold: float = 900.0  # seconds a daemon keeps the lease of a Download it gave up
+    transfer: str = "auto"  # curl (libcurl, one loop thread), python (a stream per worker)
 
     def __post_init__(self) -> None:
         if self.on_conflict not in CONFLICT_POLICIES:
             raise ValueError(f"on_conflict must be one of {', '.join(CONFLICT_POLICIES)}")
+        if self.transfer not in TRANSFER_ENGINES:
+            raise ValueError(f"transfer must be one of {', '.join(TRANSFER_ENGINES)}")
 
     @property
     def mode(self) -> Mode:

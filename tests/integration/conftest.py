@@ -54,6 +54,7 @@ class EngineRun:
 
     def __init__(self) -> None:
         self.engines: list[Engine] = []
+        self.transfer = "auto"  # the file transfer engine (see `both_engines`)
 
     def __call__(self, farm, output: Path, jobs=(), **config) -> Engine:
         client = FarmClient(farm.url, credentials_from_text(farm.token, "test"))
@@ -68,6 +69,7 @@ class EngineRun:
             "poll_interval": 0.5,
             "heartbeat_interval": 0.5,
             "history_size": None,
+            "transfer": self.transfer,
         }
         engine = Engine(client, EngineConfig(**{**defaults, **config}))
         self.engines.append(engine)
@@ -84,3 +86,10 @@ def make_engine():
     run = EngineRun()
     yield run
     run.close()
+
+
+@pytest.fixture
+def both_engines(make_engine, transfer_kind):
+    """Use in a test to run it once per file transfer engine (curl, python)."""
+    make_engine.transfer = transfer_kind
+    return transfer_kind

@@ -273,7 +273,9 @@ def bytes_moving(engine, seconds=0.6):
     return sum(a.done for a in engine.snapshot().active) - before
 
 
-def test_pause_stops_byte_growth_and_resume_restarts_it(start_farm, make_engine, tmp_path):
+def test_pause_stops_byte_growth_and_resume_restarts_it(
+    start_farm, make_engine, both_engines, tmp_path
+):
     farm = throttled_farm(start_farm, jobs=1, tasks=4, files=1, size=3_000_000)
     engine = make_engine(farm, tmp_path, jobs=farm.job_ids, exit_when_done=True, threads=2)
     engine.start()
@@ -297,7 +299,9 @@ def test_pause_stops_byte_growth_and_resume_restarts_it(start_farm, make_engine,
     engine.shutdown()
 
 
-def test_cancel_reports_pending_and_leaves_no_temp_file(start_farm, make_engine, tmp_path):
+def test_cancel_reports_pending_and_leaves_no_temp_file(
+    start_farm, make_engine, both_engines, tmp_path
+):
     farm = throttled_farm(start_farm, jobs=1, tasks=3, files=1, size=3_000_000)
     engine = make_engine(farm, tmp_path, jobs=farm.job_ids, exit_when_done=True, threads=1)
     engine.start()

@@ -46,11 +46,13 @@ def range_requests(farm):
     return [r["detail"] for r in farm.store().audit_rows("file") if "bytes=" in r["detail"]]
 
 
-def test_sigkill_mid_file_then_a_rerun_resumes_with_a_range(start_farm, tmp_path):
+def test_sigkill_mid_file_then_a_rerun_resumes_with_a_range(start_farm, tmp_path, transfer_kind):
     farm = start_farm("--faults", "bandwidth=1MiB", jobs=1, tasks=1, files=1, size=6_000_000)
     out = tmp_path / "out"
     job = farm.job_ids[0]
-    first = headless(farm, tmp_path, job, "--exit-when-done", "--output", str(out))
+    first = headless(
+        farm, tmp_path, job, "--exit-when-done", "--transfer", transfer_kind, "--output", str(out)
+    )
     wait_for(
         lambda: any(p.stat().st_size > 2_000_000 for p in temp_files(out)),
         timeout=30,
@@ -61,7 +63,9 @@ def test_sigkill_mid_file_then_a_rerun_resumes_with_a_range(start_farm, tmp_path
     (partial,) = temp_files(out)
     kept = partial.stat().st_size
     assert not [p for p in out.rglob("*.exr") if not p.name.startswith(".")]  # no final file
-    second = headless(farm, tmp_path, job, "--exit-when-done", "--output", str(out))
+    second = headless(
+        farm, tmp_path, job, "--exit-when-done", "--transfer", transfer_kind, "--output", str(out)
+    )
     assert second.wait(60) == 0, second.stderr.read()
     assert files_on_disk(out / job) == farm_files(farm.store(), job)
     assert not temp_files(out)
@@ -88,12 +92,21 @@ def write_partial(farm, out, job, keep: int):
 
 
 def test_a_partial_is_resumed_and_a_server_ignoring_range_restarts_cleanly(
-    start_farm, serve, tmp_path
+    start_farm, serve, tmp_path, transfer_kind
 ):
     farm = start_farm(jobs=1, tasks=1, files=1, size=3_000_000)
     job = farm.job_ids[0]
     dest, content = write_partial(farm, tmp_path / "a", job, 1_000_000)
-    run = headless(farm, tmp_path, job, "--exit-when-done", "--output", str(tmp_path / "a"))
+    run = headless(
+        farm,
+        tmp_path,
+        job,
+        "--exit-when-done",
+        "--transfer",
+        transfer_kind,
+        "--output",
+        str(tmp_path / "a"),
+    )
     assert run.wait(60) == 0
     assert dest.read_bytes() == content
     assert any("bytes=1000000- -> 206" in d for d in range_requests(farm))
@@ -102,14 +115,23 @@ def test_a_partial_is_resumed_and_a_server_ignoring_range_restarts_cleanly(
     url, proc = serve(farm.data_dir, "--faults", "norange=1")
     farm.url, farm.proc = url, proc
     dest, content = write_partial(farm, tmp_path / "b", job, 1_000_000)
-    run = headless(farm, tmp_path, job, "--exit-when-done", "--output", str(tmp_path / "b"))
+    run = headless(
+        farm,
+        tmp_path,
+        job,
+        "--exit-when-done",
+        "--transfer",
+        transfer_kind,
+        "--output",
+        str(tmp_path / "b"),
+    )
     assert run.wait(60) == 0
     assert dest.read_bytes() == content
     assert any("bytes=1000000- -> 200" in d for d in range_requests(farm))
     assert not temp_files(tmp_path / "b")
 
 
-def test_expired_urls_are_refreshed_and_bytes_kept(start_farm, make_engine, tmp_path):
+def test_expired_urls_are_refreshed_and_bytes_kept(start_farm, make_engine, both_engines, tmp_path):
     farm = start_farm(
         "--url-ttl",
         "2",
@@ -251,7 +273,7 @@ def tmpfs(path: Path, size: str) -> bool:
     return result.returncode == 0
 
 
-def test_a_tiny_filesystem_holds_and_resumes(start_farm, make_engine, tmp_path):
+def test_a_tiny_filesystem_holds_and_resumes(start_farm, make_engine, both_engines, tmp_path):
     small = tmp_path / "small"
     if not tmpfs(small, "6m"):
         pytest.skip("cannot mount a tmpfs here; the probe-based test above covers the guard")
@@ -279,7 +301,9 @@ def test_a_tiny_filesystem_holds_and_resumes(start_farm, make_engine, tmp_path):
         subprocess.run(["umount", str(small)], capture_output=True)
 
 
-def test_the_bandwidth_limit_holds_within_ten_percent(start_farm, make_engine, tmp_path):
+def test_the_bandwidth_limit_holds_within_ten_percent(
+    start_farm, make_engine, both_engines, tmp_path
+):
     farm = start_farm(jobs=1, tasks=8, files=1, size=3_000_000)
     limit = 2_000_000
     engine = make_engine(
@@ -361,7 +385,7 @@ def md5_of(data: bytes) -> str:
 
 
 def test_a_partial_holding_every_byte_is_checked_and_gets_the_configured_mode(
-    start_farm, make_engine, tmp_path
+    start_farm, make_engine, both_engines, tmp_path
 ):
     from cdl_tui.core.model.settings import Permissions
 

@@ -1,0 +1,27 @@
+"""Which proxy a file URL goes through: the environment's http_proxy, https_proxy,
+all_proxy and no_proxy, read by urllib as httpx reads them for the API (trust_env). Both
+transfer engines ask here, so that a host is proxied, or not, whichever moves its files.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from urllib.parse import urlsplit
+
+
+class ProxyRules:
+    def __init__(self, proxies: dict[str, str] | None = None) -> None:
+        self._proxies = urllib.request.getproxies() if proxies is None else proxies
+        self._decided: dict[tuple[str, str], str | None] = {}  # (scheme, host): proxy
+
+    def proxy_for(self, url: str) -> str | None:
+        """The proxy URL for `url`, or None to connect directly."""
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.hostname or "")
+        if key in self._decided:
+            return self._decided[key]
+        proxy = self._proxies.get(parts.scheme) or self._proxies.get("all")
+        if proxy and urllib.request.proxy_bypass(parts.hostname or ""):
+            proxy = None
+        self._decided[key] = proxy or None
+        return proxy or None
