@@ -29,7 +29,12 @@ def configure_logging(
     """Install cdl-tui's handlers on the root logger; return the log file path, if any."""
     guard_third_party_loggers()
     root = logging.getLogger()
-    root.setLevel(logging.DEBUG)
+    # The lowest level a handler keeps (the problem log takes WARNING and up): a record
+    # below it is never built, e.g. the HTTP stack's per-request DEBUG traces.
+    levels = [logging.WARNING, logging.getLevelName(level)]
+    if stderr_level is not None:
+        levels.append(logging.getLevelName(stderr_level))
+    root.setLevel(min(lv for lv in levels if isinstance(lv, int)))
     formatter = logging.Formatter(LOG_FORMAT)
     log_path = None
     if log_dir is not None:

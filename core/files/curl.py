@@ -1,24 +1,26 @@
 """The default file transfer engine: libcurl's multi interface, driven by one thread.
 
-Workers keep their Downloads: for each file a worker takes the file's lock, opens its
-temp file and hashes what a cut try left there (transfer.py), then hands the rest to the
-loop and waits. The loop thread moves every file in flight at once: libcurl receives
-(outside the GIL), and the write callback appends each piece to its temp file and hashes
-it (inline for small bodies; a helper thread hashes big ones, so that hashing overlaps
-receiving). Back on the worker: fsync, size and md5 checks, rename. Measured on 2 cores
-(bench/README.md): the per-file Python work of a blocking stream per worker, and its
-threads' fight for the GIL, was what kept small files slow.
+Workers keep their Downloads and their files: for each file a worker takes the file's
+lock, opens its temp file and hashes what a cut try left there (transfer.py), hands the
+transfer to the loop, then writes and hashes the body's pieces as the loop queues them;
+at the end it fsyncs, checks size and md5, and renames. The loop thread only receives:
+libcurl reads every socket in flight outside the GIL and calls back with each piece.
+Measured on 2 cores (bench/README.md): hashing on the loop thread made it the bottleneck
+(md5 of every file on one core); on the workers, hashlib lets go of the GIL and the md5s
+of different files run side by side.
 
 What the loop does for every transfer, at the points where the stream engine does it:
 the bandwidth limit (the loop waits: every transfer is held, which is what a shared limit
-means), the stall window (seconds spent held for the limit or paused do not count), pause
-(a worker held in its checkpoint pauses its transfer within POLL seconds) and stop (the
-worker asks the loop to drop the transfer, and waits until it has, before closing the
-file). No redirect is followed and no protocol but HTTP(S) is spoken.
+means), the stall window (seconds held for the limit, paused, or waiting for our own disk
+do not count), pause (a worker held in its checkpoint pauses its transfer within POLL
+seconds) and stop (the worker asks the loop to drop the transfer and takes the rest of
+its pieces until END, so the loop has let go before the file is closed). A worker that
+falls JOB_AHEAD behind pauses its transfer until it catches up. No redirect is followed
+and no protocol but HTTP(S) is spoken.
 
 Owned data: the loop's inbox (its lock); the multi handle, the easy handles and the
 running transfers belong to the loop thread alone. A _CurlTry's fields written by the
-loop are read by its worker only once `ended` is set.
+loop are read by its worker after the piece (or END) that follows them in `pieces`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdl_tui.core.files.fetchers import PIPELINE_MIN
 from cdl_tui.core.files.folders import apply_mode
 from cdl_tui.core.files.proxies import ProxyRules
 from cdl_tui.core.files.throttle import TokenBucket
@@ -64,12 +65,17 @@ except ImportError as exc:  # no wheel for this platform (pycurl's need glibc 2.
     IMPORT_PROBLEM = str(exc) or "pycurl is not installed"
 
 CURL_BUFFER = 1 << 20  # the most one write callback is given
-HASH_AHEAD = 32 << 20  # bytes handed to the hasher and not hashed yet, at most
+JOB_AHEAD = 4 << 20  # bytes received for a file and not yet written, at most
+HANDOFF = 1 << 20  # bytes gathered before the worker is woken to write them
+HANDOFF_SECONDS = 0.25  # or seconds since the last hand-off
 POLL = 0.1  # seconds: how often the loop looks at stalls and paused workers
 HOLD_AFTER = 0.05  # a worker this long in its checkpoint (paused) pauses its transfer
 HEADERS_MAX = 100  # header lines of one answer kept (the rest are not ours to need)
 SKIP_MAX = 64 << 10  # bytes of an unneeded body read before the transfer is cut
 REFUSAL_SECONDS = 2.0  # a refusal's body is read this long at most
+
+ROOM: list[str] = []  # an inbox entry: the worker caught up
+WRITE_PAUSE = 0x10000001  # CURL_WRITEFUNC_PAUSE: keep these bytes, deliver them later
 
 # How a try stands with its answer.
 UNDECIDED, WRITE, ALL_HERE, REFUSED = range(4)
@@ -109,8 +115,8 @@ class CurlTransfer:
 
 
 class _CurlTry(FileTry):
-    """One try at one file through the loop. The worker runs `run`; the loop calls
-    on_header, on_data and finish."""
+    """One try at one file through the loop. The loop receives (on_header, on_data,
+    finish) and queues the body's pieces; the worker (`run`) writes and hashes them."""
 
     def __init__(
         self,
@@ -122,19 +128,28 @@ class _CurlTry(FileTry):
     ) -> None:
         super().__init__(remote, target, progress, permissions)
         self.loop = loop
-        self.ended = threading.Event()  # set once the loop (and the hasher) let go
+        # The body's pieces, then END once the loop has let go of the transfer.
+        self.pieces: queue.SimpleQueue[bytearray | None] = queue.SimpleQueue()
+        self.taken = 0  # bytes the worker took from `pieces` (written by the worker)
         self.checking_since: float | None = None  # the worker is in its checkpoint
-        # Written by the loop thread:
+        self.room_asked = 0  # the `fulls` the worker asked room for
+        # Written by the loop thread (read by the worker after a piece or END):
         self.handle: Any = None
         self.state = UNDECIDED
         self.status = 0
         self.answer_headers: dict[str, str] = {}
+        self.restarted = False  # a 200 to a Range: the temp file starts again
+        self.etag = ""  # the validator to keep beside a big file's bytes
         self.error: TransferError | None = None
         self.curl_code = 0
         self.curl_message = ""
         self.refusal = bytearray()  # the start of a refusal's body
         self.skipped = 0  # bytes of an unneeded body
-        self.hashed_apart = False  # big: the hasher thread hashes the bytes
+        self.gathered = bytearray()  # received, not yet handed to the worker
+        self.handed_at = 0.0  # when the last piece was
+        self.given = 0  # bytes received for the worker
+        self.full = False  # paused: the worker is JOB_AHEAD behind
+        self.fulls = 0  # how often it was
         self.paused_at = 0.0
         self.refused_at = 0.0
         self.window_start = 0.0  # the stall window: when it began, the loop's held
@@ -155,7 +170,13 @@ class _CurlTry(FileTry):
         except OSError as exc:
             raise write_error(exc, self.target.path) from None
         self.loop.start(self, [f"{name}: {value}" for name, value in headers.items()])
-        self._wait()
+        try:
+            self._take_body()
+        except BaseException:
+            self.loop.cancel(self)
+            while self.pieces.get() is not None:  # the loop lets go of it first
+                pass
+            raise
         if self.error is not None:
             raise self.error
         if self.state == REFUSED:
@@ -170,21 +191,54 @@ class _CurlTry(FileTry):
             raise write_error(exc, self.target.path) from None
         self.verify()
 
-    def _wait(self) -> None:
-        """Wait for the loop; look at pause and stop every POLL seconds meanwhile."""
+    def _take_body(self) -> None:
+        """Write and hash the pieces as they come, until END; look at pause and stop
+        every POLL seconds meanwhile."""
         check_stop = self.progress.check_stop
-        while not self.ended.wait(POLL):
-            if check_stop is None:
-                continue
-            self.checking_since = time.monotonic()  # held here, the loop pauses us
+        first = True
+        while True:
             try:
-                check_stop()
-            except BaseException:
-                self.loop.cancel(self)
-                self.ended.wait()  # the loop writes to our file until it lets go
-                raise
-            finally:
-                self.checking_since = None
+                piece = self.pieces.get(timeout=POLL)
+            except queue.Empty:
+                if check_stop is not None:
+                    self.checking_since = time.monotonic()  # held here, the loop pauses us
+                    try:
+                        check_stop()
+                    finally:
+                        self.checking_since = None
+                continue
+            if first:
+                first = False
+                self._start_writing()
+            if piece is None:
+                return
+            self._write(piece)
+
+    def _start_writing(self) -> None:
+        try:
+            if self.restarted:
+                os.lseek(self.fd, 0, os.SEEK_SET)
+                os.ftruncate(self.fd, 0)
+        except OSError as exc:
+            raise write_error(exc, self.target.path) from None
+        if self.etag:
+            self.write_etag(self.etag)
+
+    def _write(self, piece: bytearray) -> None:
+        count = len(piece)
+        try:
+            written = os.write(self.fd, piece)
+            while written < count:
+                written += os.write(self.fd, memoryview(piece)[written:])
+        except OSError as exc:
+            raise write_error(exc, self.target.path) from None
+        self.digest.update(piece)  # hashlib lets go of the GIL: workers hash side by side
+        self.taken += count
+        if self.progress.on_bytes is not None:
+            self.progress.on_bytes(count)
+        if self.fulls != self.room_asked and self.given - self.taken < JOB_AHEAD // 2:
+            self.room_asked = self.fulls
+            self.loop.room(self)
 
     # -- the loop's side ---------------------------------------------------------------------
 
@@ -199,14 +253,19 @@ class _CurlTry(FileTry):
             key = name.strip().lower().decode("latin-1")
             self.answer_headers[key] = value.strip().decode("latin-1")
 
+    def on_status_line(self, line: bytes) -> None:
+        if line[:5] == b"HTTP/":
+            parts = line.split(None, 2)
+            self.status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+
     def on_data(self, data: bytes) -> int | None:
-        """libcurl's write callback: None takes the bytes, 0 cuts the transfer."""
+        """libcurl's write callback: None takes the bytes, 0 cuts the transfer, PAUSE
+        gives them back for later."""
         try:
             if self.state == UNDECIDED:
                 self._decide()
             if self.state == WRITE:
-                self._write(data)
-                return None
+                return self._give(data)
             if self.state == REFUSED:
                 self.refusal += data[: ERROR_BODY_LIMIT - len(self.refusal)]
                 return 0 if len(self.refusal) >= ERROR_BODY_LIMIT else None
@@ -219,8 +278,7 @@ class _CurlTry(FileTry):
         return 0
 
     def _decide(self) -> None:
-        status = self.status or int(self.handle.getinfo(pycurl.RESPONSE_CODE))
-        self.status = status
+        status = self.status
         if status in REFUSALS:
             self.state = REFUSED
             self.refused_at = time.monotonic()
@@ -229,19 +287,17 @@ class _CurlTry(FileTry):
         if not self.judge(status, self.answer_headers.get("content-range")):
             self.state = ALL_HERE
             return
-        try:
-            if self.offset != offset:  # restarted from byte 0
-                os.lseek(self.fd, 0, os.SEEK_SET)
-                os.ftruncate(self.fd, 0)
-        except OSError as exc:
-            raise write_error(exc, self.target.path) from None
+        self.restarted = self.offset != offset
         # Kept for a resume: worth it for files a cut would cost much to fetch again.
-        if self.remote.size >= RESUME_MIN and (etag := self.answer_headers.get("etag")):
-            self.write_etag(etag)
-        self.hashed_apart = self.remote.size - self.offset >= PIPELINE_MIN
+        if self.remote.size >= RESUME_MIN:
+            self.etag = self.answer_headers.get("etag", "")
         self.state = WRITE
 
-    def _write(self, data: bytes) -> None:
+    def _give(self, data: bytes) -> int | None:
+        if self.given - self.taken > JOB_AHEAD:  # the worker is behind: wait for it
+            self.full = True
+            self.fulls += 1
+            return WRITE_PAUSE
         maybe_fail("chunk", TransferError)
         count = len(data)
         limit = self.remote.size
@@ -249,21 +305,19 @@ class _CurlTry(FileTry):
             raise TransferError(
                 f"the server sent more than the expected {limit} bytes", bad_data=True
             )
-        try:
-            written = os.write(self.fd, data)
-            while written < count:
-                written += os.write(self.fd, data[written:])
-        except OSError as exc:
-            raise write_error(exc, self.target.path) from None
-        if self.hashed_apart:
-            self.loop.hasher.add(self.digest, data)
-        else:
-            self.digest.update(data)
+        # libcurl calls back with 16 KiB at most: they are gathered and handed over a MiB
+        # at a time (each hand-off wakes a thread, each md5 call takes the GIL again), or
+        # every HANDOFF_SECONDS on a slow link, for the progress shown.
+        self.gathered += data
+        self.given += count
+        now = time.monotonic()
+        if len(self.gathered) >= HANDOFF or now - self.handed_at >= HANDOFF_SECONDS:
+            self.pieces.put(self.gathered)
+            self.gathered, self.handed_at = bytearray(), now
         self.received += count
         self.window_bytes += count
-        if self.progress.on_bytes is not None:
-            self.progress.on_bytes(count)
         self.loop.charge(count)
+        return None
 
     def finish(self, code: int, message: str) -> None:
         """The transfer is over (done, failed, cut by us or dropped); the loop let go."""
@@ -275,10 +329,9 @@ class _CurlTry(FileTry):
                 self.error = exc
         if self.error is not None or self.state in (REFUSED, ALL_HERE):
             self.curl_code = 0  # a cut of ours, not the network's
-        if self.hashed_apart:
-            self.loop.hasher.end(self.ended)  # set once every byte handed over is hashed
-        else:
-            self.ended.set()
+        if self.gathered:
+            self.pieces.put(self.gathered)
+        self.pieces.put(None)
 
 
 def curl_error(code: int, message: str, received: int) -> TransferError:
@@ -300,51 +353,6 @@ TIMED_OUT = 28  # CURLE_OPERATION_TIMEDOUT
 CERTIFICATE_ERRORS = frozenset({60, 77, 83})
 
 
-class _Hasher:
-    """md5 of big bodies on a thread of its own, in the order the bytes were received."""
-
-    def __init__(self) -> None:
-        self._items: queue.SimpleQueue[tuple[Any, Any]] = queue.SimpleQueue()
-        self._room = threading.Condition()
-        self._ahead = 0
-        self._thread: threading.Thread | None = None
-
-    def add(self, digest: Any, data: bytes) -> None:
-        with self._room:
-            while self._ahead > HASH_AHEAD:  # hashing is the bottleneck: receive less
-                self._room.wait()
-            self._ahead += len(data)
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="curl-hasher", daemon=True)
-            self._thread.start()
-        self._items.put((digest, data))
-
-    def end(self, ended: threading.Event) -> None:
-        """Set `ended` once everything added before is hashed."""
-        if self._thread is None:
-            ended.set()
-            return
-        self._items.put((None, ended))
-
-    def close(self) -> None:
-        if self._thread is not None:
-            self._items.put((None, None))
-            self._thread.join(5)
-
-    def _run(self) -> None:
-        while True:
-            digest, data = self._items.get()
-            if digest is None:
-                if data is None:
-                    return
-                data.set()
-                continue
-            digest.update(data)
-            with self._room:
-                self._ahead -= len(data)
-                self._room.notify()
-
-
 class CurlLoop:
     """One thread, one libcurl multi handle, every transfer in flight."""
 
@@ -352,16 +360,21 @@ class CurlLoop:
         self._settings = settings
         self._throttle = throttle
         self._proxies = proxies
-        self.hasher = _Hasher()
         self._lock = threading.Lock()
-        self._inbox: list[tuple[_CurlTry, list[str] | None]] = []  # None: drop it
+        # (try, its headers to start it | None to drop it | ROOM to go on)
+        self._inbox: list[tuple[_CurlTry, list[str] | None]] = []
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._thread: threading.Thread | None = None
         self._closing = False
+        self._wake_pending = False  # a wake-up is in the pipe, not yet taken
         self._broken: str | None = None  # why the loop died (a bug): every try fails so
         # The loop thread's own:
         self._running: dict[int, _CurlTry] = {}  # by id() of the easy handle
         self._spare: list[Any] = []
+        self._epoll = select.epoll()
+        self._watched: dict[int, int] = {}  # the sockets libcurl asked us to watch
+        self._deadline: float | None = None  # when libcurl wants to be called back
+        self._next_watch = 0.0
         self.held = 0.0  # seconds the loop waited for the bandwidth limit, in all
 
     # -- from the workers --------------------------------------------------------------------
@@ -372,6 +385,10 @@ class CurlLoop:
     def cancel(self, job: _CurlTry) -> None:
         self._post(job, None)
 
+    def room(self, job: _CurlTry) -> None:
+        """The worker caught up: a transfer paused for it may go on."""
+        self._post(job, ROOM)
+
     def close(self) -> None:
         with self._lock:
             if self._closing:
@@ -381,7 +398,6 @@ class CurlLoop:
         self._wake()
         if thread is not None:
             thread.join(10)
-        self.hasher.close()
         for fd in (self._wake_read, self._wake_write):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -390,13 +406,15 @@ class CurlLoop:
         with self._lock:
             if self._broken is not None or self._closing:
                 job.error = TransferError(self._broken or "the transfer engine is closed")
-                job.ended.set()
+                job.pieces.put(None)
                 return
             self._inbox.append((job, headers))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="curl-loop", daemon=True)
                 self._thread.start()
-        self._wake()
+            wake, self._wake_pending = not self._wake_pending, True
+        if wake:  # one wake-up until the loop takes its inbox
+            self._wake()
 
     def _wake(self) -> None:
         with contextlib.suppress(OSError):  # full (a wake is pending) or closed
@@ -414,12 +432,19 @@ class CurlLoop:
 
     def _run(self) -> None:
         multi = pycurl.CurlMulti()
+        # libcurl's socket interface: it says which sockets to watch (and when to call it
+        # back without one); an epoll set kept across calls does the waiting.
+        multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
+        multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
+        self._epoll.register(self._wake_read, select.EPOLLIN)
         try:
             while self._take_inbox(multi):
-                multi.perform()
+                self._wait(multi)
                 self._reap(multi)
-                self._watch(multi, time.monotonic())
-                self._sleep(multi)
+                now = time.monotonic()
+                if now >= self._next_watch:
+                    self._next_watch = now + POLL / 2
+                    self._watch(multi, now)
         except BaseException as exc:  # a bug: no worker may wait for ever
             with self._lock:
                 self._broken = f"the transfer loop failed: {exc!r}"
@@ -430,6 +455,45 @@ class CurlLoop:
             for handle in self._spare:
                 handle.close()
             multi.close()
+            self._epoll.close()
+
+    def _on_socket(self, what: int, fd: int, _multi: Any, _data: Any) -> None:
+        if what == pycurl.POLL_REMOVE:
+            if self._watched.pop(fd, None) is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    self._epoll.unregister(fd)
+            return
+        mask = (select.EPOLLIN if what & pycurl.POLL_IN else 0) | (
+            select.EPOLLOUT if what & pycurl.POLL_OUT else 0
+        )
+        if fd in self._watched:
+            self._epoll.modify(fd, mask)
+        else:
+            self._epoll.register(fd, mask)
+        self._watched[fd] = mask
+
+    def _on_timer(self, milliseconds: int) -> None:
+        self._deadline = None if milliseconds < 0 else time.monotonic() + milliseconds / 1000
+
+    def _wait(self, multi: Any) -> None:
+        """Wait for a socket, libcurl's timer, a worker's wake-up or POLL; let libcurl
+        act on what came."""
+        timeout = POLL if self._running else 5.0
+        if self._deadline is not None:
+            timeout = max(0.0, min(timeout, self._deadline - time.monotonic()))
+        events = self._epoll.poll(timeout) if timeout > 0 else []
+        for fd, event in events:
+            if fd == self._wake_read:
+                continue  # _take_inbox reads it
+            flags = (pycurl.CSELECT_IN if event & select.EPOLLIN else 0) | (
+                pycurl.CSELECT_OUT if event & select.EPOLLOUT else 0
+            )
+            if event & (select.EPOLLERR | select.EPOLLHUP):
+                flags |= pycurl.CSELECT_ERR
+            multi.socket_action(fd, flags)
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            self._deadline = None
+            multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
 
     def _take_inbox(self, multi: Any) -> bool:
         with contextlib.suppress(OSError):
@@ -437,13 +501,19 @@ class CurlLoop:
         with self._lock:
             inbox, self._inbox = self._inbox, []
             closing = self._closing
+            self._wake_pending = False
         for job, headers in inbox:
-            if headers is None:
-                if job.handle is not None and self._running.get(id(job.handle)) is job:
+            running = job.handle is not None and self._running.get(id(job.handle)) is job
+            if headers is ROOM:
+                if running and job.full:
+                    job.full = False
+                    self._unpause(job)
+            elif headers is None:
+                if running:
                     self._drop(multi, job, 0, "")
             elif closing:
                 job.error = TransferError("the transfer engine is closed")
-                job.ended.set()
+                job.pieces.put(None)
             else:
                 self._add(multi, job, headers)
         if closing:
@@ -459,11 +529,15 @@ class CurlLoop:
         handle.setopt(pycurl.HTTPHEADER, headers)
         handle.setopt(pycurl.PROXY, self._proxies.proxy_for(url) or "")
         handle.setopt(pycurl.WRITEFUNCTION, job.on_data)
-        handle.setopt(pycurl.HEADERFUNCTION, job.on_header)
+        # Content-Range and ETag matter to a resume and to a big file; the status line is
+        # all a small new file needs (getinfo cannot be asked during a transfer).
+        needed = job.offset or job.remote.size >= RESUME_MIN
+        handle.setopt(pycurl.HEADERFUNCTION, job.on_header if needed else job.on_status_line)
         largest = self._throttle.largest_read()  # small pieces keep a limit's bursts small
         handle.setopt(pycurl.BUFFERSIZE, CURL_BUFFER if largest is None else max(16384, largest))
         job.handle = handle
         job.window_start, job.window_held = time.monotonic(), self.held
+        job.handed_at = job.window_start
         self._running[id(handle)] = job
         multi.add_handle(handle)
 
@@ -506,7 +580,7 @@ class CurlLoop:
         self._running.pop(id(handle), None)
         multi.remove_handle(handle)
         handle.setopt(pycurl.WRITEFUNCTION, _discard)  # no reference to the try stays
-        handle.setopt(pycurl.HEADERFUNCTION, _discard)
+        handle.unsetopt(pycurl.HEADERFUNCTION)
         self._spare.append(handle)
         job.finish(code, message)
 
@@ -522,7 +596,7 @@ class CurlLoop:
             if job.paused_at:
                 job.window_start += now - job.paused_at  # a pause is not a stall
                 job.paused_at = 0.0
-                job.handle.pause(pycurl.PAUSE_CONT)  # may deliver bytes (on_data) here
+                self._unpause(job)
                 if id(job.handle) not in self._running:
                     continue
             if job.state == REFUSED and now - job.refused_at >= REFUSAL_SECONDS:
@@ -531,9 +605,18 @@ class CurlLoop:
                 job.error = stalled
                 self._drop(multi, job, 0, "")
 
+    @staticmethod
+    def _unpause(job: _CurlTry) -> None:
+        """Receive again, unless the worker's pause or its backlog still holds it."""
+        if not (job.paused_at or job.full):
+            job.handle.pause(pycurl.PAUSE_CONT)  # may deliver bytes (on_data) here
+
     def _stalled(self, job: _CurlTry, now: float) -> TransferError | None:
         """The stall rule of Progress.stall, over windows of its seconds; with none, a
         transfer that receives nothing for read_timeout seconds ends."""
+        if job.full:  # waiting for our own disk is not the network's stall
+            job.window_start, job.window_held, job.window_bytes = now, self.held, 0
+            return None
         seconds, rate = job.progress.stall or (self._settings.read_timeout, 0.0)
         elapsed = now - job.window_start - (self.held - job.window_held)
         if elapsed < seconds:
@@ -551,24 +634,6 @@ class CurlLoop:
                 f"({rate:.0f} B/s); the bytes on disk are kept"
             )
         return None
-
-    def _sleep(self, multi: Any) -> None:
-        """Wait for a socket, a timer of libcurl's, a worker's wake-up, or POLL."""
-        timeout = POLL if self._running else 5.0
-        wanted = multi.timeout()
-        if wanted >= 0:
-            timeout = min(timeout, wanted / 1000)
-        if timeout <= 0:
-            return
-        poller = select.poll()
-        poller.register(self._wake_read, select.POLLIN)
-        readers, writers, errors = multi.fdset()
-        for fd in set(readers) | set(writers) | set(errors):
-            mask = select.POLLIN if fd in readers else 0
-            if fd in writers:
-                mask |= select.POLLOUT
-            poller.register(fd, mask | select.POLLPRI)
-        poller.poll(timeout * 1000)
 
 
 def _discard(_: bytes) -> None:

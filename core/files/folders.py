@@ -65,8 +65,12 @@ class Folder:
 
     def create(self, name: str, mode: int = 0o666, flags: int = os.O_WRONLY) -> int:
         """A new, empty file at `name` (whatever held the name is removed first)."""
-        self.remove(name)
-        return self.open(name, flags | os.O_CREAT | os.O_EXCL, mode)  # + O_NOFOLLOW (open)
+        flags |= os.O_CREAT | os.O_EXCL  # + O_NOFOLLOW (open): a link is not followed
+        try:
+            return self.open(name, flags, mode)
+        except FileExistsError:
+            self.remove(name)
+            return self.open(name, flags, mode)
 
     def owned_regular(
         self, name: str, flags: int = os.O_RDONLY, owners: set[int] | None = None

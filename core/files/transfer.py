@@ -21,6 +21,7 @@ import base64
 import contextlib
 import errno
 import fcntl
+import functools
 import hashlib
 import os
 import re
@@ -61,7 +62,13 @@ _TEMP_RE = re.compile(
 
 
 def md5_hex(remote: RemoteFile) -> str:
-    return remote.md5_digest.hex()
+    return _hex_of(remote.md5)
+
+
+@functools.lru_cache(maxsize=4096)
+def _hex_of(md5_b64: str) -> str:
+    """The farm's base64 md5 as hex (asked for several times per file: cached)."""
+    return base64.b64decode(md5_b64).hex()
 
 
 def our_name(name: str, remote: RemoteFile, suffix: str) -> str:
@@ -422,8 +429,9 @@ class FileTry:
                 )
                 self.offset = self.resumed_from = size
                 return
-            self.close()
-            remove_partial(self.target, self.remote)
+            if self.fd >= 0:  # empty, or longer than the file: not worth resuming
+                self.close()
+                remove_partial(self.target, self.remote)
         except OSError as exc:
             raise write_error(exc, self.target.path) from None
 

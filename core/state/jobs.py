@@ -31,12 +31,16 @@ class JobTracker:
     sizes: dict[str, int] = field(default_factory=dict)  # download_id -> bytes, as listed
     bytes_listed: int = 0
     bytes_finished: int = 0  # of the Downloads done (DL, CACHED, SKIPPED)
+    # Counted as outcomes change (a job of 100,000 tasks asks "complete?" after each one).
+    unsettled: int = 0  # listed Downloads with no outcome yet
+    not_ok: int = 0  # outcomes that are not a success
 
     def note(self, download_id: str, outcome: Outcome | None, size: int) -> None:
         """The job listed this Download (first time only)."""
         if download_id in self.outcomes:
             return
         self.outcomes[download_id] = None
+        self.unsettled += 1
         self.sizes[download_id] = size
         self.bytes_listed += size
         self.settle(download_id, outcome)
@@ -45,6 +49,8 @@ class JobTracker:
         """The Download's outcome now (None: it is ours again, e.g. retried)."""
         before = self.outcomes[download_id]
         self.outcomes[download_id] = outcome
+        self.unsettled += (outcome is None) - (before is None)
+        self.not_ok += _not_ok(outcome) - _not_ok(before)
         was_done, is_done = bool(before and before.ok), bool(outcome and outcome.ok)
         if was_done != is_done:
             size = self.sizes.get(download_id, 0)
@@ -58,16 +64,15 @@ class JobTracker:
 
     @property
     def finished(self) -> int:
-        return sum(1 for outcome in self.outcomes.values() if outcome is not None)
+        return len(self.outcomes) - self.unsettled
 
     @property
     def failed(self) -> int:
-        bad = sum(1 for outcome in self.outcomes.values() if outcome is not None and not outcome.ok)
-        return bad + (1 if self.error else 0)
+        return self.not_ok + (1 if self.error else 0)
 
     @property
     def complete(self) -> bool:
-        return self.listing_complete and all(o is not None for o in self.outcomes.values())
+        return self.listing_complete and not self.unsettled
 
     def view(self) -> JobView:
         return JobView(
@@ -80,3 +85,7 @@ class JobTracker:
             bytes_total=self.bytes_listed,
             bytes_done=self.bytes_finished,
         )
+
+
+def _not_ok(outcome: Outcome | None) -> int:
+    return 1 if outcome is not None and not outcome.ok else 0

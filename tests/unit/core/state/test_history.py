@@ -35,14 +35,19 @@ def test_an_unbounded_history_keeps_everything() -> None:
 
 def test_a_job_is_complete_when_listed_to_the_end_and_every_download_has_an_outcome() -> None:
     tracker = JobTracker(JobSpec("08285"))
-    tracker.outcomes = {"1": Outcome.DL, "2": None}
+    tracker.note("1", Outcome.DL, 10)
+    tracker.note("2", None, 10)
     assert not tracker.complete
     tracker.listing_complete = True
     assert not tracker.complete and tracker.view().listed == 2
-    tracker.outcomes["2"] = Outcome.FAILED
+    tracker.settle("2", Outcome.FAILED)
     view = tracker.view()
     assert tracker.complete and (view.finished, view.failed) == (2, 1)
     assert view.complete  # every Download has its outcome, a failure too
+    tracker.settle("2", None)  # retried: ours again
+    assert not tracker.complete and (tracker.finished, tracker.failed) == (1, 0)
+    tracker.settle("2", Outcome.DL)
+    assert tracker.complete and (tracker.finished, tracker.failed) == (2, 0)
 
 
 def test_a_job_that_cannot_be_listed_counts_as_one_failure() -> None:
