@@ -363,7 +363,7 @@ class CurlLoop:
         self._lock = threading.Lock()
         # (try, its headers to start it | None to drop it | ROOM to go on)
         self._inbox: list[tuple[_CurlTry, list[str] | None]] = []
-        self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._wake_read = self._wake_write = -1  # a pipe while the loop thread runs
         self._thread: threading.Thread | None = None
         self._closing = False
         self._wake_pending = False  # a wake-up is in the pipe, not yet taken
@@ -371,7 +371,7 @@ class CurlLoop:
         # The loop thread's own:
         self._running: dict[int, _CurlTry] = {}  # by id() of the easy handle
         self._spare: list[Any] = []
-        self._epoll = select.epoll()
+        self._epoll: Any = None
         self._watched: dict[int, int] = {}  # the sockets libcurl asked us to watch
         self._deadline: float | None = None  # when libcurl wants to be called back
         self._next_watch = 0.0
@@ -395,12 +395,9 @@ class CurlLoop:
                 return
             self._closing = True
             thread = self._thread
-        self._wake()
+            self._wake()
         if thread is not None:
             thread.join(10)
-        for fd in (self._wake_read, self._wake_write):
-            with contextlib.suppress(OSError):
-                os.close(fd)
 
     def _post(self, job: _CurlTry, headers: list[str] | None) -> None:
         with self._lock:
@@ -410,15 +407,21 @@ class CurlLoop:
                 return
             self._inbox.append((job, headers))
             if self._thread is None:
+                # Made with the thread, closed by it (under this lock): an engine that
+                # never moves a file holds no descriptor.
+                self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+                self._epoll = select.epoll()
                 self._thread = threading.Thread(target=self._run, name="curl-loop", daemon=True)
                 self._thread.start()
-            wake, self._wake_pending = not self._wake_pending, True
-        if wake:  # one wake-up until the loop takes its inbox
-            self._wake()
+            if not self._wake_pending:  # one wake-up until the loop takes its inbox
+                self._wake_pending = True
+                self._wake()
 
     def _wake(self) -> None:
-        with contextlib.suppress(OSError):  # full (a wake is pending) or closed
-            os.write(self._wake_write, b"x")
+        """Call with the lock held (the pipe closes under it)."""
+        if self._wake_write >= 0:
+            with contextlib.suppress(OSError):  # full: a wake-up is pending anyway
+                os.write(self._wake_write, b"x")
 
     # -- the loop thread ---------------------------------------------------------------------
 
@@ -455,7 +458,11 @@ class CurlLoop:
             for handle in self._spare:
                 handle.close()
             multi.close()
-            self._epoll.close()
+            with self._lock:
+                self._epoll.close()
+                for fd in (self._wake_read, self._wake_write):
+                    os.close(fd)
+                self._wake_read = self._wake_write = -1
 
     def _on_socket(self, what: int, fd: int, _multi: Any, _data: Any) -> None:
         if what == pycurl.POLL_REMOVE:
