@@ -26,6 +26,7 @@ loop are read by its worker after the piece (or END) that follows them in `piece
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue
 import select
@@ -34,6 +35,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from cdl_tui.core.files.fetchers import PIPELINE_MIN
 from cdl_tui.core.files.folders import apply_mode
 from cdl_tui.core.files.proxies import ProxyRules
 from cdl_tui.core.files.throttle import TokenBucket
@@ -64,18 +66,20 @@ except ImportError as exc:  # no wheel for this platform (pycurl's need glibc 2.
     pycurl = None
     IMPORT_PROBLEM = str(exc) or "pycurl is not installed"
 
-CURL_BUFFER = 1 << 20  # the most one write callback is given
-JOB_AHEAD = 4 << 20  # bytes received for a file and not yet written, at most
+log = logging.getLogger("cdl.engine")
+
+CURL_BUFFER = 256 << 10  # libcurl's receive buffer (it calls back with 16 KiB at most)
+JOB_AHEAD = 8 << 20  # bytes received for a file and not yet written, at most
 HANDOFF = 1 << 20  # bytes gathered before the worker is woken to write them
 HANDOFF_SECONDS = 0.25  # or seconds since the last hand-off
+HASH_AHEAD = 4  # pieces a worker's hasher may have waiting
 POLL = 0.1  # seconds: how often the loop looks at stalls and paused workers
 HOLD_AFTER = 0.05  # a worker this long in its checkpoint (paused) pauses its transfer
 HEADERS_MAX = 100  # header lines of one answer kept (the rest are not ours to need)
-SKIP_MAX = 64 << 10  # bytes of an unneeded body read before the transfer is cut
 REFUSAL_SECONDS = 2.0  # a refusal's body is read this long at most
 
 ROOM: list[str] = []  # an inbox entry: the worker caught up
-WRITE_PAUSE = 0x10000001  # CURL_WRITEFUNC_PAUSE: keep these bytes, deliver them later
+REFUSAL_READ = TransferError("the start of the refusal is read")  # the transfer can end
 
 # How a try stands with its answer.
 UNDECIDED, WRITE, ALL_HERE, REFUSED = range(4)
@@ -115,8 +119,9 @@ class CurlTransfer:
 
 
 class _CurlTry(FileTry):
-    """One try at one file through the loop. The loop receives (on_header, on_data,
-    finish) and queues the body's pieces; the worker (`run`) writes and hashes them."""
+    """One try at one file through the loop. The loop receives (the header callback,
+    `account`, `finish`) and queues the body's pieces; the worker (`run`) writes and
+    hashes them."""
 
     def __init__(
         self,
@@ -132,6 +137,7 @@ class _CurlTry(FileTry):
         self.pieces: queue.SimpleQueue[bytearray | None] = queue.SimpleQueue()
         self.taken = 0  # bytes the worker took from `pieces` (written by the worker)
         self.checking_since: float | None = None  # the worker is in its checkpoint
+        self.hasher: PieceHasher | None = None  # hashes a big body's pieces
         self.room_asked = 0  # the `fulls` the worker asked room for
         # Written by the loop thread (read by the worker after a piece or END):
         self.handle: Any = None
@@ -144,8 +150,10 @@ class _CurlTry(FileTry):
         self.curl_code = 0
         self.curl_message = ""
         self.refusal = bytearray()  # the start of a refusal's body
-        self.skipped = 0  # bytes of an unneeded body
-        self.gathered = bytearray()  # received, not yet handed to the worker
+        # What libcurl received and we have not handed to the worker: its write callback
+        # is this bytearray's own `extend` (C code: no Python call per 16 KiB piece).
+        self.gathered = bytearray()
+        self.counted = 0  # bytes of `gathered` already checked and counted
         self.handed_at = 0.0  # when the last piece was
         self.given = 0  # bytes received for the worker
         self.full = False  # paused: the worker is JOB_AHEAD behind
@@ -177,10 +185,17 @@ class _CurlTry(FileTry):
             while self.pieces.get() is not None:  # the loop lets go of it first
                 pass
             raise
+        finally:
+            if self.hasher is not None:
+                self.hasher.wait()  # every piece handed over is hashed
         if self.error is not None:
             raise self.error
         if self.state == REFUSED:
             raise refusal_error(self.status, *refusal_reason(bytes(self.refusal)))
+        if self.curl_code == TOO_BIG:
+            raise TransferError(
+                f"the server sent more than the expected {self.remote.size} bytes", bad_data=True
+            )
         if self.curl_code:
             raise curl_error(self.curl_code, self.curl_message, self.received)
         try:
@@ -193,28 +208,32 @@ class _CurlTry(FileTry):
 
     def _take_body(self) -> None:
         """Write and hash the pieces as they come, until END; look at pause and stop
-        every POLL seconds meanwhile."""
+        between pieces, and every POLL seconds while none comes."""
         check_stop = self.progress.check_stop
         first = True
         while True:
             try:
-                piece = self.pieces.get(timeout=POLL)
+                piece: bytearray | bool | None = self.pieces.get(timeout=POLL)
             except queue.Empty:
-                if check_stop is not None:
-                    self.checking_since = time.monotonic()  # held here, the loop pauses us
-                    try:
-                        check_stop()
-                    finally:
-                        self.checking_since = None
+                piece = False
+            if check_stop is not None:
+                self.checking_since = time.monotonic()  # held here, the loop pauses us
+                try:
+                    check_stop()
+                finally:
+                    self.checking_since = None
+            if piece is False:
                 continue
             if first:
                 first = False
                 self._start_writing()
-            if piece is None:
+            if not isinstance(piece, bytearray):
                 return
             self._write(piece)
 
     def _start_writing(self) -> None:
+        if self.remote.size - self.offset >= PIPELINE_MIN:
+            self.hasher = PieceHasher.for_this_thread()
         try:
             if self.restarted:
                 os.lseek(self.fd, 0, os.SEEK_SET)
@@ -232,50 +251,50 @@ class _CurlTry(FileTry):
                 written += os.write(self.fd, memoryview(piece)[written:])
         except OSError as exc:
             raise write_error(exc, self.target.path) from None
-        self.digest.update(piece)  # hashlib lets go of the GIL: workers hash side by side
+        # hashlib lets go of the GIL: workers hash side by side, and a big body is hashed
+        # by the worker's helper while the worker writes its next piece.
+        if self.hasher is not None:
+            self.hasher.add(self.digest, piece)
+        else:
+            self.digest.update(piece)
         self.taken += count
-        if self.progress.on_bytes is not None:
-            self.progress.on_bytes(count)
         if self.fulls != self.room_asked and self.given - self.taken < JOB_AHEAD // 2:
             self.room_asked = self.fulls
             self.loop.room(self)
 
     # -- the loop's side ---------------------------------------------------------------------
 
-    def on_header(self, line: bytes) -> None:
-        if line.startswith(b"HTTP/"):  # a new answer (after a 100 Continue, say)
+    def on_header(self, line: bytes) -> int | None:
+        """libcurl's header callback, with every header kept (a resume, a big file)."""
+        if line[:5] == b"HTTP/":  # a new answer (after a 100 Continue, say)
             self.answer_headers = {}
-            parts = line.split(None, 2)
-            self.status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
-            return
+            return self.on_status_line(line)
         name, colon, value = line.partition(b":")
         if colon and len(self.answer_headers) < HEADERS_MAX:
             key = name.strip().lower().decode("latin-1")
             self.answer_headers[key] = value.strip().decode("latin-1")
+            return None
+        return self.on_status_line(line)
 
-    def on_status_line(self, line: bytes) -> None:
+    def on_status_line(self, line: bytes) -> int | None:
+        """libcurl's header callback, for the status only (a small new file). At the end
+        of a final answer's headers the try decides what its body is for; 0 cuts the
+        transfer (nothing to write, or an answer that ends this try)."""
         if line[:5] == b"HTTP/":
             parts = line.split(None, 2)
             self.status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
-
-    def on_data(self, data: bytes) -> int | None:
-        """libcurl's write callback: None takes the bytes, 0 cuts the transfer, PAUSE
-        gives them back for later."""
-        try:
-            if self.state == UNDECIDED:
+        elif line in (b"\r\n", b"\n") and self.status >= 200 and self.state == UNDECIDED:
+            try:
                 self._decide()
-            if self.state == WRITE:
-                return self._give(data)
-            if self.state == REFUSED:
-                self.refusal += data[: ERROR_BODY_LIMIT - len(self.refusal)]
-                return 0 if len(self.refusal) >= ERROR_BODY_LIMIT else None
-            self.skipped += len(data)  # every byte is on disk already
-            return 0 if self.skipped > SKIP_MAX else None
-        except TransferError as exc:
-            self.error = exc
-        except Exception as exc:  # a bug must end this try, not the loop
-            self.error = TransferError(f"internal error in the transfer loop: {exc!r}")
-        return 0
+            except TransferError as exc:
+                self.error = exc
+                return 0
+            except Exception as exc:  # a bug must end this try, not the loop
+                self.error = TransferError(f"internal error in the transfer loop: {exc!r}")
+                return 0
+            if self.state == ALL_HERE:
+                return 0  # every byte is on disk already: the body is not needed
+        return None
 
     def _decide(self) -> None:
         status = self.status
@@ -293,45 +312,98 @@ class _CurlTry(FileTry):
             self.etag = self.answer_headers.get("etag", "")
         self.state = WRITE
 
-    def _give(self, data: bytes) -> int | None:
-        if self.given - self.taken > JOB_AHEAD:  # the worker is behind: wait for it
-            self.full = True
-            self.fulls += 1
-            return WRITE_PAUSE
-        maybe_fail("chunk", TransferError)
-        count = len(data)
+    def account(self, now: float) -> TransferError | None:
+        """What libcurl appended to `gathered` since the last look (the loop's, after each
+        call into libcurl): checked against the file's size, counted, and handed to the
+        worker a MiB (or HANDOFF_SECONDS) at a time. An error ends the transfer."""
+        grown = len(self.gathered) - self.counted
+        if grown <= 0:
+            return None
+        self.counted += grown
+        if self.state == REFUSED:  # its reason is in the first bytes
+            self.refusal = self.gathered[:ERROR_BODY_LIMIT]
+            return REFUSAL_READ if len(self.refusal) >= ERROR_BODY_LIMIT else None
+        if self.state != WRITE:
+            return TransferError("the file server sent a body before its answer's end")
         limit = self.remote.size
-        if self.offset + self.received + count > limit:
-            raise TransferError(
+        if self.offset + self.received + grown > limit:
+            return TransferError(
                 f"the server sent more than the expected {limit} bytes", bad_data=True
             )
-        # libcurl calls back with 16 KiB at most: they are gathered and handed over a MiB
-        # at a time (each hand-off wakes a thread, each md5 call takes the GIL again), or
-        # every HANDOFF_SECONDS on a slow link, for the progress shown.
-        self.gathered += data
-        self.given += count
-        now = time.monotonic()
+        self.received += grown
+        self.window_bytes += grown
+        if self.progress.on_bytes is not None:  # as received, like the stream engine's
+            self.progress.on_bytes(grown)
+        self.loop.charge(grown)
         if len(self.gathered) >= HANDOFF or now - self.handed_at >= HANDOFF_SECONDS:
-            self.pieces.put(self.gathered)
-            self.gathered, self.handed_at = bytearray(), now
-        self.received += count
-        self.window_bytes += count
-        self.loop.charge(count)
+            try:
+                maybe_fail("chunk", TransferError)
+            except TransferError as exc:
+                return exc
+            self.hand_off(now)
         return None
+
+    def hand_off(self, now: float) -> None:
+        """Give what was gathered to the worker; libcurl appends to a new buffer."""
+        if self.state == WRITE and self.gathered:
+            self.given += len(self.gathered)
+            self.pieces.put(self.gathered)
+            self.gathered, self.counted, self.handed_at = bytearray(), 0, now
+            self.handle.setopt(pycurl.WRITEFUNCTION, self.gathered.extend)
 
     def finish(self, code: int, message: str) -> None:
         """The transfer is over (done, failed, cut by us or dropped); the loop let go."""
         self.curl_code, self.curl_message = code, message
         if self.state == UNDECIDED and not code and self.error is None:
-            try:  # an answer without a body (a 416, an empty refusal)
+            try:  # an answer that did not end its headers as expected
                 self._decide()
             except TransferError as exc:
                 self.error = exc
+        if self.error is REFUSAL_READ:
+            self.error = None
         if self.error is not None or self.state in (REFUSED, ALL_HERE):
             self.curl_code = 0  # a cut of ours, not the network's
-        if self.gathered:
+        if self.error is None and self.state == WRITE and self.gathered:
+            self.given += len(self.gathered)
             self.pieces.put(self.gathered)
         self.pieces.put(None)
+
+
+class PieceHasher:
+    """One worker's helper thread: hashes a big body's pieces in order while the worker
+    writes the next ones (at most HASH_AHEAD pieces waiting)."""
+
+    _local = threading.local()
+
+    def __init__(self) -> None:
+        self._todo: queue.SimpleQueue[tuple[Any, Any]] = queue.SimpleQueue()
+        self._room = threading.Semaphore(HASH_AHEAD)
+        threading.Thread(target=self._run, name="curl-hasher", daemon=True).start()
+
+    @classmethod
+    def for_this_thread(cls) -> PieceHasher:
+        hasher: PieceHasher | None = getattr(cls._local, "hasher", None)
+        if hasher is None:
+            hasher = cls._local.hasher = cls()
+        return hasher
+
+    def add(self, digest: Any, piece: bytearray) -> None:
+        self._room.acquire()
+        self._todo.put((digest, piece))
+
+    def wait(self) -> None:
+        done = threading.Event()
+        self._todo.put((None, done))
+        done.wait()
+
+    def _run(self) -> None:
+        while True:
+            digest, piece = self._todo.get()
+            if digest is None:
+                piece.set()
+                continue
+            digest.update(piece)
+            self._room.release()
 
 
 def curl_error(code: int, message: str, received: int) -> TransferError:
@@ -349,6 +421,7 @@ def curl_error(code: int, message: str, received: int) -> TransferError:
 
 
 TIMED_OUT = 28  # CURLE_OPERATION_TIMEDOUT
+TOO_BIG = 63  # CURLE_FILESIZE_EXCEEDED: more than MAXFILESIZE
 # CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR
 CERTIFICATE_ERRORS = frozenset({60, 77, 83})
 
@@ -375,6 +448,7 @@ class CurlLoop:
         self._watched: dict[int, int] = {}  # the sockets libcurl asked us to watch
         self._deadline: float | None = None  # when libcurl wants to be called back
         self._next_watch = 0.0
+        self._share = 0  # bytes/s each running transfer may receive (0: none; -1: to share)
         self.held = 0.0  # seconds the loop waited for the bandwidth limit, in all
 
     # -- from the workers --------------------------------------------------------------------
@@ -443,17 +517,24 @@ class CurlLoop:
         try:
             while self._take_inbox(multi):
                 self._wait(multi)
+                self._account(multi)
                 self._reap(multi)
                 now = time.monotonic()
                 if now >= self._next_watch:
                     self._next_watch = now + POLL / 2
                     self._watch(multi, now)
         except BaseException as exc:  # a bug: no worker may wait for ever
+            log.error("the transfer loop failed", exc_info=True)
+            broken = f"the transfer loop failed: {exc!r}"
             with self._lock:
-                self._broken = f"the transfer loop failed: {exc!r}"
-            for job in list(self._running.values()):
-                job.error = TransferError(self._broken or "")
-                self._drop(multi, job, 0, "")
+                self._broken = broken
+                waiting = [job for job, headers in self._inbox if headers and headers is not ROOM]
+                self._inbox = []
+            for job in {id(j): j for j in [*self._running.values(), *waiting]}.values():
+                with contextlib.suppress(Exception):
+                    multi.remove_handle(job.handle)
+                job.error = TransferError(broken)
+                job.finish(0, "")
         finally:
             for handle in self._spare:
                 handle.close()
@@ -502,6 +583,33 @@ class CurlLoop:
             self._deadline = None
             multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
 
+    def _share_limit(self) -> None:
+        """Split the bandwidth limit between the transfers running: libcurl paces each
+        to its share (the bucket then only catches what slips through), so the limit
+        holds second by second, not only on average."""
+        rate = self._throttle.rate
+        share = (
+            0 if rate is None or not self._running else max(1024, int(rate / len(self._running)))
+        )
+        if share != self._share:
+            self._share = share
+            for job in self._running.values():
+                job.handle.setopt(pycurl.MAX_RECV_SPEED_LARGE, share)
+
+    def _account(self, multi: Any) -> None:
+        """After libcurl ran: count what each transfer received, hand it on, hold a
+        transfer whose worker is JOB_AHEAD behind, end one that broke a rule."""
+        self._share_limit()
+        now = time.monotonic()
+        for job in list(self._running.values()):
+            if (error := job.account(now)) is not None:
+                job.error = error
+                self._drop(multi, job, 0, "")
+            elif job.given - job.taken > JOB_AHEAD and not job.full:
+                job.full = True
+                job.fulls += 1
+                job.handle.pause(pycurl.PAUSE_RECV)
+
     def _take_inbox(self, multi: Any) -> bool:
         with contextlib.suppress(OSError):
             os.read(self._wake_read, 4096)
@@ -522,7 +630,15 @@ class CurlLoop:
                 job.error = TransferError("the transfer engine is closed")
                 job.pieces.put(None)
             else:
-                self._add(multi, job, headers)
+                try:
+                    self._add(multi, job, headers)
+                except Exception as exc:  # a bug, or libcurl refusing an option: this try
+                    log.error("the transfer loop failed to start %s", job.temp, exc_info=True)
+                    self._running.pop(id(job.handle), None)
+                    with contextlib.suppress(Exception):
+                        multi.remove_handle(job.handle)
+                    job.error = TransferError(f"the transfer loop failed: {exc!r}")
+                    job.pieces.put(None)
         if closing:
             for job in list(self._running.values()):
                 job.error = TransferError("the transfer engine is closed")
@@ -535,18 +651,28 @@ class CurlLoop:
         handle.setopt(pycurl.URL, url)
         handle.setopt(pycurl.HTTPHEADER, headers)
         handle.setopt(pycurl.PROXY, self._proxies.proxy_for(url) or "")
-        handle.setopt(pycurl.WRITEFUNCTION, job.on_data)
+        handle.setopt(pycurl.WRITEFUNCTION, job.gathered.extend)
+        # libcurl itself refuses a body longer than the file (or an endless one): what it
+        # reads between two looks of `account` stays bounded.
+        handle.setopt(pycurl.MAXFILESIZE_LARGE, max(job.remote.size, ERROR_BODY_LIMIT))
         # Content-Range and ETag matter to a resume and to a big file; the status line is
         # all a small new file needs (getinfo cannot be asked during a transfer).
         needed = job.offset or job.remote.size >= RESUME_MIN
         handle.setopt(pycurl.HEADERFUNCTION, job.on_header if needed else job.on_status_line)
-        largest = self._throttle.largest_read()  # small pieces keep a limit's bursts small
-        handle.setopt(pycurl.BUFFERSIZE, CURL_BUFFER if largest is None else max(16384, largest))
+        # Under a bandwidth limit libcurl reads in small buffers: one call into it reads a
+        # few buffers per transfer, and the loop pays for them (waits) afterwards, so big
+        # buffers would make the limit hold on average but not second by second.
+        largest = self._throttle.largest_read()
+        buffer = CURL_BUFFER if largest is None else max(4096, min(CURL_BUFFER, largest // 8))
+        handle.setopt(pycurl.BUFFERSIZE, buffer)
+        handle.setopt(pycurl.MAX_RECV_SPEED_LARGE, max(0, self._share))
         job.handle = handle
         job.window_start, job.window_held = time.monotonic(), self.held
         job.handed_at = job.window_start
-        self._running[id(handle)] = job
         multi.add_handle(handle)
+        self._running[id(handle)] = job
+        if self._throttle.rate is not None:
+            self._share = -1  # shared out again, among one more
 
     def _new_handle(self) -> Any:
         settings = self._settings
@@ -576,7 +702,10 @@ class CurlLoop:
         while True:
             queued, done, failed = multi.info_read()
             for handle in done:
-                self._drop(multi, self._running[id(handle)], 0, "")
+                job = self._running[id(handle)]
+                if (error := job.account(time.monotonic())) is not None:
+                    job.error = error
+                self._drop(multi, job, 0, "")
             for handle, code, message in failed:
                 self._drop(multi, self._running[id(handle)], code, message)
             if not queued:
@@ -616,7 +745,7 @@ class CurlLoop:
     def _unpause(job: _CurlTry) -> None:
         """Receive again, unless the worker's pause or its backlog still holds it."""
         if not (job.paused_at or job.full):
-            job.handle.pause(pycurl.PAUSE_CONT)  # may deliver bytes (on_data) here
+            job.handle.pause(pycurl.PAUSE_CONT)  # may deliver bytes (into `gathered`) here
 
     def _stalled(self, job: _CurlTry, now: float) -> TransferError | None:
         """The stall rule of Progress.stall, over windows of its seconds; with none, a

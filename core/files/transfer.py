@@ -340,7 +340,7 @@ def place_file(target: Target, remote: RemoteFile, make: Callable[[], FileTry]) 
                 remove_partial(target, remote)
             raise
         except TransferError as exc:
-            if not exc.keeps_partial:
+            if not exc.keeps_partial or not transfer.kept:  # an empty one is not worth it
                 remove_partial(target, remote)
             raise
         except BaseException:

@@ -202,3 +202,31 @@ def test_a_pause_holds_the_transfer_and_a_stop_ends_it(hostile_server, make_tran
         worker.join(5)
     assert outcome and isinstance(outcome[0], StopRequested)
     assert not (tmp_path / "x.exr").exists()
+
+
+def test_a_bug_in_the_curl_loop_fails_the_transfer_and_never_hangs_a_worker(
+    hostile_server, monkeypatch, tmp_path
+):
+    """Whatever breaks the loop thread ends the tries waiting on it, with the reason, and
+    every later try at once: a worker never waits for a loop that is gone."""
+    curl = pytest.importorskip("cdl_tui.core.files.curl")
+    if curl.available() is not None:
+        pytest.skip(curl.available())
+    from cdl_tui.core.files.throttle import TokenBucket
+
+    storage = hostile_server(lambda r: (200, {}, CONTENT))
+
+    def broken_add(self, multi, job, headers):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(curl.CurlLoop, "_add", broken_add)
+    transfer = curl.CurlTransfer(curl.CurlSettings(), TokenBucket())
+    try:
+        started = time.monotonic()
+        for name in ("a.exr", "b.exr"):
+            with pytest.raises(TransferError, match="the transfer loop failed"):
+                fetch_into(transfer, remote_at(storage.url), tmp_path / name)
+        assert time.monotonic() - started < 5
+        assert not list(tmp_path.iterdir())  # no temp file, no final file
+    finally:
+        transfer.close()
