@@ -4,10 +4,12 @@ Workers keep their Downloads and their files: for each file a worker takes the f
 lock, opens its temp file and hashes what a cut try left there (transfer.py), hands the
 transfer to the loop, then writes and hashes the body's pieces as the loop queues them;
 at the end it fsyncs, checks size and md5, and renames. The loop thread only receives:
-libcurl reads every socket in flight outside the GIL and calls back with each piece.
-Measured on 2 cores (bench/README.md): hashing on the loop thread made it the bottleneck
-(md5 of every file on one core); on the workers, hashlib lets go of the GIL and the md5s
-of different files run side by side.
+libcurl reads every socket in flight outside the GIL and appends each piece to its try's
+buffer (the write callback is the bytearray's own `extend`: no Python per piece); after
+each call into libcurl the loop checks and counts what came and hands it on. Measured
+on 2 cores (bench/README.md): hashing on the loop thread made it the bottleneck (md5 of
+every file on one core); on the workers, hashlib lets go of the GIL and the md5s of
+different files run side by side.
 
 What the loop does for every transfer, at the points where the stream engine does it:
 the bandwidth limit (the loop waits: every transfer is held, which is what a shared limit
@@ -517,8 +519,8 @@ class CurlLoop:
         try:
             while self._take_inbox(multi):
                 self._wait(multi)
+                self._reap(multi)  # the ended first: nothing is paused after its end
                 self._account(multi)
-                self._reap(multi)
                 now = time.monotonic()
                 if now >= self._next_watch:
                     self._next_watch = now + POLL / 2
@@ -605,10 +607,13 @@ class CurlLoop:
             if (error := job.account(now)) is not None:
                 job.error = error
                 self._drop(multi, job, 0, "")
-            elif job.given - job.taken > JOB_AHEAD and not job.full:
+            elif (
+                job.given - job.taken > JOB_AHEAD
+                and not job.full
+                and _pause(job, pycurl.PAUSE_RECV)  # the worker is behind: wait for it
+            ):
                 job.full = True
                 job.fulls += 1
-                job.handle.pause(pycurl.PAUSE_RECV)
 
     def _take_inbox(self, multi: Any) -> bool:
         with contextlib.suppress(OSError):
@@ -701,13 +706,13 @@ class CurlLoop:
     def _reap(self, multi: Any) -> None:
         while True:
             queued, done, failed = multi.info_read()
-            for handle in done:
+            ended = [(handle, 0, "") for handle in done] + failed
+            for handle, code, message in ended:
                 job = self._running[id(handle)]
+                # What came before the end is counted (a cut transfer keeps its bytes).
                 if (error := job.account(time.monotonic())) is not None:
                     job.error = error
-                self._drop(multi, job, 0, "")
-            for handle, code, message in failed:
-                self._drop(multi, self._running[id(handle)], code, message)
+                self._drop(multi, job, code, message)
             if not queued:
                 return
 
@@ -725,9 +730,8 @@ class CurlLoop:
         for job in list(self._running.values()):
             since = job.checking_since
             if since is not None and now - since >= HOLD_AFTER:
-                if not job.paused_at:
-                    job.paused_at = now
-                    job.handle.pause(pycurl.PAUSE_RECV)
+                if not job.paused_at and _pause(job, pycurl.PAUSE_RECV):
+                    job.paused_at = now  # else it is looked at again next time
                 continue
             if job.paused_at:
                 job.window_start += now - job.paused_at  # a pause is not a stall
@@ -745,7 +749,7 @@ class CurlLoop:
     def _unpause(job: _CurlTry) -> None:
         """Receive again, unless the worker's pause or its backlog still holds it."""
         if not (job.paused_at or job.full):
-            job.handle.pause(pycurl.PAUSE_CONT)  # may deliver bytes (into `gathered`) here
+            _pause(job, pycurl.PAUSE_CONT)  # may deliver bytes (into `gathered`) here
 
     def _stalled(self, job: _CurlTry, now: float) -> TransferError | None:
         """The stall rule of Progress.stall, over windows of its seconds; with none, a
@@ -770,6 +774,16 @@ class CurlLoop:
                 f"({rate:.0f} B/s); the bytes on disk are kept"
             )
         return None
+
+
+def _pause(job: _CurlTry, how: int) -> bool:
+    """Pause or resume a transfer; False if libcurl refused (a transfer that has no
+    connection yet, or ended since: `_reap` will see it)."""
+    try:
+        job.handle.pause(how)
+    except pycurl.error:
+        return False
+    return True
 
 
 def _discard(_: bytes) -> None:

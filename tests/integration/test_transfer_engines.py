@@ -230,3 +230,22 @@ def test_a_bug_in_the_curl_loop_fails_the_transfer_and_never_hangs_a_worker(
         assert not list(tmp_path.iterdir())  # no temp file, no final file
     finally:
         transfer.close()
+
+
+def test_a_worker_slower_than_the_network_holds_the_transfer_not_the_memory(
+    hostile_server, make_transfer, tmp_path
+):
+    """The worker writes and hashes at its own pace (here 20 ms between pieces); a fast
+    host is held back (curl pauses the transfer 8 MiB ahead) and the file lands whole."""
+    big = bytes(range(256)) * (48 * 4096)  # 48 MiB
+    storage = hostile_server(lambda r: (200, {}, big))
+
+    def slow_worker():
+        time.sleep(0.02)
+
+    remote = remote_at(storage.url, big)
+    resumed = fetch_into(
+        make_transfer(), remote, tmp_path / "deep.exr", Progress(check_stop=slow_worker)
+    )
+    assert resumed == 0
+    assert (tmp_path / "deep.exr").read_bytes() == big
