@@ -218,6 +218,7 @@ class _CurlTry(FileTry):
                 piece: bytearray | bool | None = self.pieces.get(timeout=POLL)
             except queue.Empty:
                 piece = False
+                self._ask_room()  # held since our last piece: nothing left to write
             if check_stop is not None:
                 self.checking_since = time.monotonic()  # held here, the loop pauses us
                 try:
@@ -260,6 +261,11 @@ class _CurlTry(FileTry):
         else:
             self.digest.update(piece)
         self.taken += count
+        self._ask_room()
+
+    def _ask_room(self) -> None:
+        """Tell the loop we caught up, if it held the transfer for us since we last did
+        (it also looks by itself, every POLL / 2)."""
         if self.fulls != self.room_asked and self.given - self.taken < JOB_AHEAD // 2:
             self.room_asked = self.fulls
             self.loop.room(self)
@@ -733,12 +739,15 @@ class CurlLoop:
                 if not job.paused_at and _pause(job, pycurl.PAUSE_RECV):
                     job.paused_at = now  # else it is looked at again next time
                 continue
+            if job.full and job.given - job.taken < JOB_AHEAD // 2:
+                job.full = False  # the worker caught up (its own word may cross ours)
+                self._unpause(job)
             if job.paused_at:
                 job.window_start += now - job.paused_at  # a pause is not a stall
                 job.paused_at = 0.0
                 self._unpause(job)
-                if id(job.handle) not in self._running:
-                    continue
+            if id(job.handle) not in self._running:
+                continue
             if job.state == REFUSED and now - job.refused_at >= REFUSAL_SECONDS:
                 self._drop(multi, job, 0, "")  # its reason is what came so far
             elif job.error is None and (stalled := self._stalled(job, now)) is not None:
