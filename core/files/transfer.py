@@ -26,6 +26,7 @@ import hashlib
 import os
 import re
 import stat
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -367,7 +368,7 @@ class Transfer(Protocol):
         """Let go of what the engine holds (threads, connections)."""
 
 
-class FileTry:
+class FileTry(ABC):
     """One try at one file: resume what is on disk, fetch the rest, check it all. The
     engines (stream.py, curl.py) differ in how the rest is fetched: `run`."""
 
@@ -402,8 +403,9 @@ class FileTry:
             os.close(self.fd)
             self.fd = -1
 
+    @abstractmethod
     def run(self) -> None:
-        raise NotImplementedError
+        """Fetch the rest of the file into the temp file and check it (each engine's)."""
 
     def verify(self) -> None:
         """Check the temp file's bytes against the farm's size and md5."""
