@@ -300,9 +300,7 @@ def make_transfer(transfer_kind: str) -> Iterator[Callable[..., object]]:
             if tls.verify and tls.ca_file:
                 verify = ssl.create_default_context(cafile=tls.ca_file)
             http = httpx.Client(verify=verify, trust_env=proxies is None)
-            fetcher = Fetcher(http, lambda: tls_context(verify))
-            if proxies is not None:
-                fetcher._proxies = ProxyRules(proxies)
+            fetcher = Fetcher(http, lambda: tls_context(verify), proxies=ProxyRules(proxies))
             transfer = ThreadTransfer(fetcher, bucket)
             made.append(http)
         made.append(transfer)

@@ -43,14 +43,18 @@ from cdl_tui.core.files.proxies import ProxyRules
 from cdl_tui.core.files.throttle import TokenBucket
 from cdl_tui.core.files.transfer import (
     ERROR_BODY_LIMIT,
+    ERROR_BODY_SECONDS,
     REFUSALS,
     RESUME_MIN,
     FileTry,
     Progress,
     Target,
+    certificate_error,
+    connection_error,
     place_file,
     refusal_error,
     refusal_reason,
+    too_long,
     write_error,
 )
 from cdl_tui.core.model.errors import TransferError
@@ -78,7 +82,6 @@ HASH_AHEAD = 4  # pieces a worker's hasher may have waiting
 POLL = 0.1  # seconds: how often the loop looks at stalls and paused workers
 HOLD_AFTER = 0.05  # a worker this long in its checkpoint (paused) pauses its transfer
 HEADERS_MAX = 100  # header lines of one answer kept (the rest are not ours to need)
-REFUSAL_SECONDS = 2.0  # a refusal's body is read this long at most
 
 ROOM: list[str] = []  # an inbox entry: the worker caught up
 REFUSAL_READ = TransferError("the start of the refusal is read")  # the transfer can end
@@ -195,9 +198,7 @@ class _CurlTry(FileTry):
         if self.state == REFUSED:
             raise refusal_error(self.status, *refusal_reason(bytes(self.refusal)))
         if self.curl_code == TOO_BIG:
-            raise TransferError(
-                f"the server sent more than the expected {self.remote.size} bytes", bad_data=True
-            )
+            raise too_long(self.remote.size)
         if self.curl_code:
             raise curl_error(self.curl_code, self.curl_message, self.received)
         try:
@@ -335,9 +336,7 @@ class _CurlTry(FileTry):
             return TransferError("the file server sent a body before its answer's end")
         limit = self.remote.size
         if self.offset + self.received + grown > limit:
-            return TransferError(
-                f"the server sent more than the expected {limit} bytes", bad_data=True
-            )
+            return too_long(limit)
         self.received += grown
         self.window_bytes += grown
         if self.progress.on_bytes is not None:  # as received, like the stream engine's
@@ -353,11 +352,16 @@ class _CurlTry(FileTry):
 
     def hand_off(self, now: float) -> None:
         """Give what was gathered to the worker; libcurl appends to a new buffer."""
-        if self.state == WRITE and self.gathered:
-            self.given += len(self.gathered)
-            self.pieces.put(self.gathered)
+        if self._give_gathered():
             self.gathered, self.counted, self.handed_at = bytearray(), 0, now
             self.handle.setopt(pycurl.WRITEFUNCTION, self.gathered.extend)
+
+    def _give_gathered(self) -> bool:
+        if self.state != WRITE or not self.gathered:
+            return False
+        self.given += len(self.gathered)
+        self.pieces.put(self.gathered)
+        return True
 
     def finish(self, code: int, message: str) -> None:
         """The transfer is over (done, failed, cut by us or dropped); the loop let go."""
@@ -371,9 +375,8 @@ class _CurlTry(FileTry):
             self.error = None
         if self.error is not None or self.state in (REFUSED, ALL_HERE):
             self.curl_code = 0  # a cut of ours, not the network's
-        if self.error is None and self.state == WRITE and self.gathered:
-            self.given += len(self.gathered)
-            self.pieces.put(self.gathered)
+        if self.error is None:
+            self._give_gathered()  # the last piece
         self.pieces.put(None)
 
 
@@ -418,14 +421,8 @@ def curl_error(code: int, message: str, received: int) -> TransferError:
     """A libcurl error as the stream engine words the same trouble."""
     text = " ".join(scrub(message).split())[:160] or f"libcurl error {code}"
     if code in CERTIFICATE_ERRORS:
-        return TransferError(
-            f"cannot verify the file host's TLS certificate ({text}); "
-            "give its CA with --ca-bundle (or --insecure, not advised)",
-            unsafe=True,
-        )
-    if code == TIMED_OUT:
-        return TransferError(f"timed out after {received} bytes ({text})")
-    return TransferError(f"connection failed after {received} bytes: {text}")
+        return certificate_error(text)
+    return connection_error(received, text, timed_out=code == TIMED_OUT)
 
 
 TIMED_OUT = 28  # CURLE_OPERATION_TIMEDOUT
@@ -748,7 +745,7 @@ class CurlLoop:
                 self._unpause(job)
             if id(job.handle) not in self._running:
                 continue
-            if job.state == REFUSED and now - job.refused_at >= REFUSAL_SECONDS:
+            if job.state == REFUSED and now - job.refused_at >= ERROR_BODY_SECONDS:
                 self._drop(multi, job, 0, "")  # its reason is what came so far
             elif job.error is None and (stalled := self._stalled(job, now)) is not None:
                 job.error = stalled

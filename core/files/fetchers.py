@@ -197,10 +197,11 @@ class Fetcher:
         http: httpx.Client,
         tls: Callable[[], ssl.SSLContext] = ssl.create_default_context,
         timeout: float = 60.0,
+        proxies: ProxyRules | None = None,
     ) -> None:
         self.http = http
         self._connections = _Connections(tls, timeout)
-        self._proxies = ProxyRules()
+        self._proxies = proxies or ProxyRules()
 
     def open(self, url: str, headers: dict[str, str]) -> BodySource:
         if self._proxies.proxy_for(url) is not None:

@@ -20,15 +20,19 @@ from cdl_tui.core.files.folders import apply_mode
 from cdl_tui.core.files.throttle import TokenBucket
 from cdl_tui.core.files.transfer import (
     ERROR_BODY_LIMIT,
+    ERROR_BODY_SECONDS,
     NO_MODES,
     REFUSALS,
     RESUME_MIN,
     FileTry,
     Progress,
     Target,
+    certificate_error,
+    connection_error,
     place_file,
     refusal_error,
     refusal_reason,
+    too_long,
     write_error,
 )
 from cdl_tui.core.model.errors import TransferError, certificate_problem
@@ -40,7 +44,6 @@ from cdl_tui.core.model.settings import Permissions
 MIN_STEP = 64 << 10  # the first read of a big body
 SLOW_STEP = 4 << 10  # the smallest read, on a slow link
 SMALL_BODY = 256 << 10  # read in one go (each read costs a syscall and a GIL hand-off)
-ERROR_BODY_SECONDS = 2.0  # an error answer is read for its reason this long at most
 
 
 def fetch_file(
@@ -90,15 +93,11 @@ NETWORK_ERRORS = (OSError, http.client.HTTPException, httpx.TransportError)
 
 def network_error(exc: BaseException, received: int) -> TransferError:
     if (problem := certificate_problem(exc)) is not None:  # direct, or through a proxy
-        return TransferError(
-            f"cannot verify the file host's TLS certificate ({problem}); "
-            "give its CA with --ca-bundle (or --insecure, not advised)",
-            unsafe=True,
-        )
+        return certificate_error(problem)
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
-        return TransferError(f"timed out after {received} bytes ({type(exc).__name__})")
+        return connection_error(received, type(exc).__name__, timed_out=True)
     text = " ".join(scrub(str(exc)).split())[:160] or type(exc).__name__
-    return TransferError(f"connection failed after {received} bytes: {text}")
+    return connection_error(received, text)
 
 
 class StreamTry(FileTry):
@@ -232,9 +231,7 @@ class StreamTry(FileTry):
             filled += count
             self.received += count
             if self.offset + self.received > limit:
-                raise TransferError(
-                    f"the server sent more than the expected {limit} bytes", bad_data=True
-                )
+                raise too_long(limit)
             if progress.on_bytes is not None:
                 progress.on_bytes(count)
             if progress.throttle is not None:

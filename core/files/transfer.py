@@ -488,8 +488,30 @@ class FileTry(ABC):
 
 REFUSALS = (400, 403, 410)  # how storage refuses a URL (see refusal_error)
 ERROR_BODY_LIMIT = 4096  # bytes of an error answer read for its reason
+ERROR_BODY_SECONDS = 2.0  # and for at most this long
 _XML_CODE = re.compile(r"<Code>\s*([^<]{1,80}?)\s*</Code>")
 _XML_MESSAGE = re.compile(r"<Message>\s*([^<]{1,300}?)\s*</Message>")
+
+
+def certificate_error(problem: str) -> TransferError:
+    """The file host's TLS certificate could not be verified (either engine)."""
+    return TransferError(
+        f"cannot verify the file host's TLS certificate ({problem}); "
+        "give its CA with --ca-bundle (or --insecure, not advised)",
+        unsafe=True,
+    )
+
+
+def connection_error(received: int, text: str, *, timed_out: bool = False) -> TransferError:
+    """A cut or silent connection, in the same words whichever engine saw it."""
+    if timed_out:
+        return TransferError(f"timed out after {received} bytes ({text})")
+    return TransferError(f"connection failed after {received} bytes: {text}")
+
+
+def too_long(size: int) -> TransferError:
+    """The body went past the file's size: not the farm's file (either engine)."""
+    return TransferError(f"the server sent more than the expected {size} bytes", bad_data=True)
 
 
 def refusal_reason(raw: bytes) -> tuple[str, str]:
