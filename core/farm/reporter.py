@@ -16,6 +16,11 @@ A worker's first `downloading` may also wait a moment (`not_before`) for that re
 Download done within it is reported once, `downloaded`, which halves the requests of a
 job of small tasks. Heartbeats and final reports go at once.
 
+One sender starts; more (up to `senders`) start only when a report has waited
+GROW_AFTER for one: a farm that answers fast is served by one thread, which keeps its
+sockets' wake-ups out of the workers' way, and a slow or distant one gets the senders it
+needs.
+
 `flush()` waits until everything queued has been sent (or given up): shutdown uses it,
 bounded, so a farm that does not answer cannot hold the exit. `close()` adds senders for
 the releases an exit queues at once, and sets `gave_up` when its time runs out, so that
@@ -37,6 +42,7 @@ from cdl_tui.core.model.models import WireId
 log = logging.getLogger("cdl.reporter")
 
 SENDERS = 4  # enough to keep heartbeats flowing to a farm with a long round trip
+GROW_AFTER = 0.25  # seconds a due report waits before another sender starts
 CLOSING_SENDERS = 16  # at exit: releases of every queued Download go out together
 
 
@@ -62,32 +68,50 @@ class Reporter:
         # (download_id, kind) -> the newest report not yet sent. A `fail` and a status of
         # one Download are separate entries: the one does not replace the other.
         self._waiting: OrderedDict[tuple[str, str], Report] = OrderedDict()
+        self._queued_at: dict[tuple[str, str], float] = {}  # when each entry first waited
         self._busy: set[str] = set()  # Downloads with a report being sent right now
         self._closed = False
         self._hurry = False  # flushing: what waits for its time goes now
+        self._most = max(1, senders)
         self._senders: list[threading.Thread] = []
-        for _ in range(senders):
-            self._senders.append(self._sender())
-        self._started = False
         self.gave_up = threading.Event()  # set when close() ran out of time
 
     def _sender(self) -> threading.Thread:
         name = f"reporter-{len(self._senders)}"
         return threading.Thread(target=self._run, name=name, daemon=True)
 
+    def _add_sender(self) -> None:
+        """Start one more sender (called under the lock)."""
+        thread = self._sender()
+        self._senders.append(thread)
+        thread.start()
+
+    def _grow_if_behind(self, now: float) -> None:
+        """Start another sender if the oldest due report has waited GROW_AFTER (under
+        the lock). Only the first entry is looked at: it is the oldest but for the few
+        moved behind a Download's other kind of report."""
+        if len(self._senders) >= self._most or not self._waiting:
+            return
+        key, report = next(iter(self._waiting.items()))
+        due = max(self._queued_at.get(key, now), report.not_before)
+        if now - due >= GROW_AFTER and report.download_id not in self._busy:
+            self._add_sender()
+
     def submit(self, report: Report) -> None:
         with self._cond:
             if self._closed:
                 log.warning("status report after the exit not sent: %s", report)
                 return
-            if not self._started:
-                self._started = True
-                for thread in self._senders:
-                    thread.start()
+            now = time.monotonic()
+            if not self._senders:
+                self._add_sender()
+            else:
+                self._grow_if_behind(now)
             # A newer report replaces a waiting one and keeps its place in the line (so a
             # heartbeat round behind a slow farm reaches every Download in turn)...
             key = (report.download_id, report.kind)
             self._waiting[key] = report
+            self._queued_at.setdefault(key, now)
             # ...unless the Download's other kind of report waits too: then the newer one
             # goes after it (a `pending` after the `fail` queued behind a delayed claim).
             other = "fail" if report.kind == "status" else "status"
@@ -120,11 +144,9 @@ class Reporter:
         What did not get through is left to the farm's lease timeout."""
         with self._cond:
             extra = min(len(self._waiting), CLOSING_SENDERS) - len(self._senders)
-            if self._started:
+            if self._senders:
                 for _ in range(max(0, extra)):
-                    thread = self._sender()
-                    self._senders.append(thread)
-                    thread.start()
+                    self._add_sender()
         if not self.flush(timeout):
             self.gave_up.set()
             with self._cond:
@@ -149,7 +171,9 @@ class Reporter:
                         soonest = min(soonest or report.not_before, report.not_before)
                         continue
                     del self._waiting[key]
+                    self._queued_at.pop(key, None)
                     self._busy.add(report.download_id)
+                    self._grow_if_behind(now)  # what is left behind it, still waiting
                     return report
                 self._cond.wait(None if soonest is None else soonest - now)
 

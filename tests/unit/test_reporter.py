@@ -177,3 +177,28 @@ def test_heartbeat_rounds_behind_a_slow_farm_reach_every_download_in_turn():
         time.sleep(0.2)
     reporter.close(0.01)
     assert set(farm.sent) == set(ids)
+
+
+def test_one_sender_serves_a_farm_that_keeps_up():
+    sent = Recorder()
+    reporter = Reporter(sent, senders=4)
+    for n in range(40):
+        reporter.submit(status(f"d{n}", "downloaded"))
+        time.sleep(0.005)  # reports arrive slower than the farm answers
+    assert reporter.flush(5)
+    assert len(sent.sent) == 40
+    assert len(reporter._senders) <= 2  # 1, but for a machine stalled for GROW_AFTER
+
+
+def test_more_senders_start_when_reports_wait_for_a_slow_farm():
+    farm = Slow(0.3)
+    reporter = Reporter(farm, senders=4)
+    started = time.monotonic()
+    for n in range(8):
+        reporter.submit(status(f"d{n}", "downloaded"))
+        time.sleep(0.1)  # each later report finds the line behind
+    assert reporter.flush(5)
+    # one sender alone would take 8 x 0.3 s
+    assert time.monotonic() - started < 2.0
+    assert sorted(farm.sent) == sorted(f"d{n}" for n in range(8))
+    assert 2 <= len(reporter._senders) <= 4
