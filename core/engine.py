@@ -203,6 +203,7 @@ class Engine:
                 thread.join(left())
         self.leases.stop_heartbeats(left())
         self._transfer.close()  # after the workers: a straggler's try fails, cleanly
+        self.attempts.roots.close()  # a straggler holds its own descriptors
         with self._lock:
             if self._shutdown_done:
                 return self.exit_code

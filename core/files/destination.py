@@ -12,6 +12,7 @@ time without following links.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import logging
 import os
@@ -46,14 +47,20 @@ class DestinationPolicy:
     def root_for(self, download: Download) -> tuple[Path, str | None]:
         """The folder the Download's relative paths hang from (a real path), and a warning
         if the farm's output_dir was refused and the fallback is used instead."""
-        if self.output is not None:
-            return _real(self.output) / download.job_id, None
+        if (output := self._output_real) is not None:
+            return output / download.job_id, None
         output_dir = map_output_dir(download.output_dir, self.path_map)
         real, reason = check_output_dir(output_dir, self.allowed_roots())
         if real is not None:
             return real, None  # the very path that was checked: links resolved once
         fallback = _real(self.fallback) / download.job_id / mirrored(output_dir)
         return fallback, f"output_dir {output_dir!r} {reason}; using {fallback}"
+
+    @functools.cached_property
+    def _output_real(self) -> Path | None:
+        """--output resolved once per run: its links were the user's choice at start, and
+        resolving them for each Download cost a `stat` per path component."""
+        return None if self.output is None else _real(self.output)
 
     def allowed_roots(self) -> tuple[Path, ...] | None:
         """Where an output_dir may be: `output_roots` and the `path_map` targets (None:

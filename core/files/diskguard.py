@@ -34,10 +34,19 @@ MARGIN_SHARE = 0.02  # of a filesystem's size, when that is less than the margin
 
 
 def existing_ancestor(path: Path) -> Path:
+    return _existing(path)[0]
+
+
+def _existing(path: Path) -> tuple[Path, int]:
+    """The nearest folder of `path` that exists (itself, if it does), and its device."""
     current = path
-    while not current.exists() and current.parent != current:
-        current = current.parent
-    return current
+    while True:
+        try:
+            return current, current.stat().st_dev
+        except (FileNotFoundError, NotADirectoryError, ValueError):
+            if current.parent == current:
+                return current, 0
+            current = current.parent
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,7 @@ class DiskGuard:
         self.probe = probe
         self.capacity = capacity
         self._reserved: dict[int, int] = {}
+        self._margins: dict[int, int] = {}  # device -> its margin (sizes do not change)
         self._lock = threading.Lock()
 
     @staticmethod
@@ -88,10 +98,11 @@ class DiskGuard:
     def reserve(self, directory: Path, need: int, slack: int = 0) -> Reservation:
         """Reserve `need` bytes on the filesystem of `directory`, or raise WaitForDisk.
         `slack` more bytes must be free too, but are not reserved."""
-        where = existing_ancestor(directory)
-        device = where.stat().st_dev
+        where, device = _existing(directory)
         free = self.probe(where)
-        margin = self.margin_for(where)
+        margin = self._margins.get(device)
+        if margin is None:
+            margin = self._margins[device] = self.margin_for(where)
         with self._lock:
             taken = self._reserved.get(device, 0)
             if need and free - taken < need + slack + margin:

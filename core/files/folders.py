@@ -21,6 +21,7 @@ import contextlib
 import errno
 import os
 import stat
+import threading
 from collections import OrderedDict
 from pathlib import Path, PurePosixPath
 
@@ -178,17 +179,81 @@ def open_folder(
     return folder
 
 
+class OpenRoots:
+    """The roots Downloads hang from, kept open from one Download to the next.
+
+    Walking a root from `/` costs three calls per component (a job folder six levels deep:
+    eighteen, for each Download of a job of small tasks). A root opened before is handed
+    out again (a duplicate descriptor, the caller's to close) while its path still leads
+    to that very folder: same device and inode by `stat` of the path. A folder removed,
+    moved or replaced since (a link included: it leads elsewhere) is walked afresh, by
+    `open_folder`, refusing links as ever.
+
+    Owned data: the open roots, under its own lock; `close` at the engine's end.
+    """
+
+    MAX_OPEN = 8
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: OrderedDict[Path, Folder] = OrderedDict()
+
+    def open(
+        self, path: Path, dir_mode: int | None, group: int | None, *, create: bool = True
+    ) -> Folder:
+        """`open_folder(path, ...)`, from the roots kept open when it can be."""
+        with self._lock:
+            kept = self._open.get(path)
+            fd = -1 if kept is None else os.dup(kept.fd)
+        if fd >= 0:
+            try:
+                now, held = path.stat(), os.fstat(fd)
+                if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+                    return Folder(fd, path)
+            except OSError:
+                pass
+            os.close(fd)
+        folder = open_folder(path, dir_mode, group, create=create)
+        with self._lock:
+            old = self._open.pop(path, None)
+            self._open[path] = Folder(os.dup(folder.fd), path)
+            while len(self._open) > self.MAX_OPEN:
+                self._open.popitem(last=False)[1].close()
+        if old is not None:
+            old.close()
+        return folder
+
+    def close(self) -> None:
+        with self._lock:
+            for folder in self._open.values():
+                folder.close()
+            self._open.clear()
+
+
 class FolderTree:
     """The folders of one Download under its root, opened on demand without following
     links, at most MAX_OPEN at a time (least recently used closed first: a Download may
-    have thousands of folders, and descriptors are few)."""
+    have thousands of folders, and descriptors are few). The root comes from `roots`
+    when given (kept open between Downloads)."""
 
     MAX_OPEN = 32
 
-    def __init__(self, root: Path, dir_mode: int | None, group: int | None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        dir_mode: int | None,
+        group: int | None,
+        roots: OpenRoots | None = None,
+    ) -> None:
         self.root = root
         self._mode, self._group = dir_mode, group
+        self._roots = roots
         self._open: OrderedDict[tuple[str, ...], Folder] = OrderedDict()
+
+    def _open_root(self, *, create: bool) -> Folder:
+        if self._roots is None:
+            return open_folder(self.root, self._mode, self._group, create=create)
+        return self._roots.open(self.root, self._mode, self._group, create=create)
 
     def folder(self, parts: tuple[str, ...]) -> Folder:
         """The folder at `parts` under the root, created and opened if need be. Valid
@@ -200,7 +265,7 @@ class FolderTree:
         if parts:
             folder = self.folder(parts[:-1]).child(parts[-1], self._mode, self._group)
         else:
-            folder = open_folder(self.root, self._mode, self._group)
+            folder = self._open_root(create=True)
         self._keep(parts, folder)
         return folder
 
@@ -217,7 +282,7 @@ class FolderTree:
                     return None
                 folder = parent.existing(parts[-1])
             else:
-                folder = open_folder(self.root, create=False)
+                folder = self._open_root(create=False)
         except FileNotFoundError:
             return None
         self._keep(parts, folder)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from stat import S_ISDIR, S_ISREG
 
-from cdl_tui.core.files.folders import Folder, FolderTree
+from cdl_tui.core.files.folders import Folder, FolderTree, OpenRoots
 from cdl_tui.core.files.transfer import (
     Progress,
     Target,
@@ -51,6 +51,7 @@ class DownloadFiles:
         transfer: Transfer,
         on_conflict: str,
         force: bool,
+        roots: OpenRoots | None = None,
     ) -> None:
         self.root = root
         self._permissions = permissions
@@ -58,7 +59,7 @@ class DownloadFiles:
         self._transfer = transfer
         self._on_conflict = on_conflict
         self._force = force
-        self._tree = FolderTree(root, permissions.dir_mode, permissions.group)
+        self._tree = FolderTree(root, permissions.dir_mode, permissions.group, roots)
         self._renamed_into: set[tuple[str, ...]] = set()  # folders whose renames are unsynced
 
     def target(self, remote: RemoteFile, dest: Path) -> Target:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from cdl_tui.core.files.destination import DestinationPolicy, plan_files
 from cdl_tui.core.files.diskguard import DiskGuard
+from cdl_tui.core.files.folders import OpenRoots
 from cdl_tui.core.files.place import DownloadFiles
 from cdl_tui.core.files.transfer import Transfer
 from cdl_tui.core.files.verified import VerifiedFiles
@@ -89,6 +90,7 @@ class Attempts:
         self._refresh = refresh
         self.meter = RateMeter()  # bytes received by every worker
         self._warned: set[str] = set()
+        self.roots = OpenRoots()  # Downloads' roots, kept open between them: close()
 
     def begin(self, item: QueuedDownload, worker: str) -> ActiveDownload:
         """A worker starts an attempt of the Download."""
@@ -130,6 +132,7 @@ class Attempts:
             transfer=self._transfer,
             on_conflict=settings.on_conflict,
             force=settings.force,
+            roots=self.roots,
         )
         reservation = None
         try:

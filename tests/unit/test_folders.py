@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from cdl_tui.core.files.folders import FolderTree, open_folder
+from cdl_tui.core.files.folders import FolderTree, OpenRoots, open_folder
 from cdl_tui.core.model.errors import LinkRefused
 
 
@@ -55,3 +55,47 @@ def test_create_replaces_a_planted_link_and_owned_regular_refuses_strangers(tmp_
         assert folder.owned_regular("name") is None  # two links: not only ours
     finally:
         folder.close()
+
+
+def _write_through(roots: OpenRoots, root: Path, name: str) -> None:
+    with FolderTree(root, None, None, roots) as tree:
+        os.close(tree.folder(()).create(name))
+
+
+def test_a_root_kept_open_is_walked_again_once_its_path_leads_elsewhere(tmp_path):
+    root = tmp_path.resolve() / "out" / "00001"
+    roots = OpenRoots()
+    before = open_fds()
+    _write_through(roots, root, "a.exr")
+    _write_through(roots, root, "b.exr")  # the kept root: same folder
+    assert sorted(p.name for p in root.iterdir()) == ["a.exr", "b.exr"]
+    # The folder is moved away and another takes its place: files go to the new one.
+    root.rename(tmp_path / "moved")
+    root.mkdir()
+    _write_through(roots, root, "c.exr")
+    assert [p.name for p in root.iterdir()] == ["c.exr"]
+    assert not (tmp_path / "moved" / "c.exr").exists()
+    # Removed: made again (or, for a look without creating, not found).
+    (root / "c.exr").unlink()
+    root.rmdir()
+    with pytest.raises(FileNotFoundError):
+        roots.open(root, None, None, create=False)
+    _write_through(roots, root, "d.exr")
+    assert [p.name for p in root.iterdir()] == ["d.exr"]
+    assert open_fds() == before + 1  # the one kept root
+    roots.close()
+    assert open_fds() == before
+
+
+def test_a_kept_root_replaced_by_a_link_is_refused_not_followed(tmp_path):
+    root = tmp_path.resolve() / "out"
+    roots = OpenRoots()
+    _write_through(roots, root, "a.exr")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    root.rename(tmp_path / "old")
+    root.symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(LinkRefused, match="symbolic link"):
+        _write_through(roots, root, "b.exr")
+    assert list(elsewhere.iterdir()) == []
+    roots.close()
