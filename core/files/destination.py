@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 
 from cdl_tui.core.model.errors import ConfigError
 from cdl_tui.core.model.models import Download, RemoteFile
-from cdl_tui.core.model.paths import UnsafePath
+from cdl_tui.core.model.paths import UnsafePath, path_parts
 from cdl_tui.core.model.settings import DEFAULT_FALLBACK, EngineConfig, Permissions
 
 from .diskguard import existing_ancestor
@@ -211,7 +211,7 @@ def plan_files(download: Download, root: Path) -> list[tuple[RemoteFile, Path]]:
     checked: dict[tuple[str, ...], bool] = {}  # folder parts -> exists as a real folder
     planned = []
     for remote in download.files:
-        parts = PurePosixPath(remote.relative_path).parts
+        parts = path_parts(remote.relative_path)
         for depth in range(1, len(parts)):
             folder = parts[:depth]
             if "/".join(folder) in paths:
@@ -230,7 +230,7 @@ def _check_folder(root: Path, parts: tuple[str, ...], parent_exists: bool) -> bo
     if not parent_exists:
         return False
     try:
-        info = os.lstat(root.joinpath(*parts))
+        info = os.lstat(f"{root}/{'/'.join(parts)}")
     except OSError:
         return False
     if stat.S_ISLNK(info.st_mode):

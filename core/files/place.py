@@ -17,7 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from stat import S_ISDIR, S_ISREG
 
 from cdl_tui.core.files.folders import Folder, FolderTree, OpenRoots
@@ -33,6 +33,7 @@ from cdl_tui.core.files.transfer import (
 from cdl_tui.core.files.verified import VerifiedFiles
 from cdl_tui.core.model.errors import AttemptProblem, CdlError, FileProblem, LinkRefused
 from cdl_tui.core.model.models import RemoteFile
+from cdl_tui.core.model.paths import path_parts
 from cdl_tui.core.model.settings import Permissions
 from cdl_tui.core.model.states import FileState
 
@@ -198,7 +199,7 @@ class DownloadFiles:
 
 
 def _parts(remote: RemoteFile) -> tuple[str, ...]:
-    return PurePosixPath(remote.relative_path).parts
+    return path_parts(remote.relative_path)
 
 
 def _backup_name(folder: Folder, name: str) -> str:
