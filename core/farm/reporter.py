@@ -16,10 +16,11 @@ A worker's first `downloading` may also wait a moment (`not_before`) for that re
 Download done within it is reported once, `downloaded`, which halves the requests of a
 job of small tasks. Heartbeats and final reports go at once.
 
-One sender starts; more (up to `senders`) start only when a report has waited
-GROW_AFTER for one: a farm that answers fast is served by one thread, which keeps its
-sockets' wake-ups out of the workers' way, and a slow or distant one gets the senders it
-needs.
+One sender starts; more (up to `senders`) start only when a report that could go has
+waited GROW_AFTER while every sender was busy: a farm that answers fast is served by one
+thread, which keeps its sockets' wake-ups out of the workers' way, and a slow or distant
+one (or one request that hangs) gets the senders it needs. With every sender busy, a
+timer looks again when the oldest such report is due to have waited that long.
 
 `flush()` waits until everything queued has been sent (or given up): shutdown uses it,
 bounded, so a farm that does not answer cannot hold the exit. `close()` adds senders for
@@ -74,6 +75,8 @@ class Reporter:
         self._hurry = False  # flushing: what waits for its time goes now
         self._most = max(1, senders)
         self._senders: list[threading.Thread] = []
+        self._sending = 0  # senders inside send() now
+        self._timer: threading.Timer | None = None  # a look at the line, when all are busy
         self.gave_up = threading.Event()  # set when close() ran out of time
 
     def _sender(self) -> threading.Thread:
@@ -87,15 +90,28 @@ class Reporter:
         thread.start()
 
     def _grow_if_behind(self, now: float) -> None:
-        """Start another sender if the oldest due report has waited GROW_AFTER (under
-        the lock). Only the first entry is looked at: it is the oldest but for the few
-        moved behind a Download's other kind of report."""
-        if len(self._senders) >= self._most or not self._waiting:
+        """Start another sender if every sender is busy and the oldest report that could
+        go (its Download has none in flight, its time has come) has waited GROW_AFTER;
+        if it has not yet, look again then (under the lock)."""
+        if len(self._senders) >= self._most or self._sending < len(self._senders):
             return
-        key, report = next(iter(self._waiting.items()))
-        due = max(self._queued_at.get(key, now), report.not_before)
-        if now - due >= GROW_AFTER and report.download_id not in self._busy:
-            self._add_sender()
+        for key, report in self._waiting.items():
+            if report.download_id in self._busy or (report.not_before > now and not self._hurry):
+                continue
+            due = max(self._queued_at.get(key, now), report.not_before)
+            if now - due >= GROW_AFTER:
+                self._add_sender()
+            elif self._timer is None and not self._closed:
+                self._timer = threading.Timer(due + GROW_AFTER - now, self._look_again)
+                self._timer.daemon = True
+                self._timer.start()
+            return
+
+    def _look_again(self) -> None:
+        with self._cond:
+            self._timer = None
+            if not self._closed:
+                self._grow_if_behind(time.monotonic())
 
     def submit(self, report: Report) -> None:
         with self._cond:
@@ -105,8 +121,6 @@ class Reporter:
             now = time.monotonic()
             if not self._senders:
                 self._add_sender()
-            else:
-                self._grow_if_behind(now)
             # A newer report replaces a waiting one and keeps its place in the line (so a
             # heartbeat round behind a slow farm reaches every Download in turn)...
             key = (report.download_id, report.kind)
@@ -117,6 +131,7 @@ class Reporter:
             other = "fail" if report.kind == "status" else "status"
             if (report.download_id, other) in self._waiting:
                 self._waiting.move_to_end(key)
+            self._grow_if_behind(now)
             self._cond.notify()
 
     def pending(self) -> int:
@@ -154,6 +169,9 @@ class Reporter:
             log.warning("%d status reports were not sent before the exit", left)
         with self._cond:
             self._closed = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             self._cond.notify_all()
 
     def _next(self) -> Report | None:
@@ -173,6 +191,7 @@ class Reporter:
                     del self._waiting[key]
                     self._queued_at.pop(key, None)
                     self._busy.add(report.download_id)
+                    self._sending += 1
                     self._grow_if_behind(now)  # what is left behind it, still waiting
                     return report
                 self._cond.wait(None if soonest is None else soonest - now)
@@ -185,5 +204,6 @@ class Reporter:
                 log.exception("sending %s failed", report)
             finally:
                 with self._cond:
+                    self._sending -= 1
                     self._busy.discard(report.download_id)
                     self._cond.notify_all()

@@ -9,6 +9,7 @@ other filesystems, go on; it is tried again when space may have been freed.
 
 from __future__ import annotations
 
+import errno
 import shutil
 import threading
 from collections.abc import Iterable
@@ -37,13 +38,19 @@ def existing_ancestor(path: Path) -> Path:
     return _existing(path)[0]
 
 
+# What Path.exists() takes for "not there" (a link loop included).
+_ABSENT = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)
+
+
 def _existing(path: Path) -> tuple[Path, int]:
     """The nearest folder of `path` that exists (itself, if it does), and its device."""
     current = path
     while True:
         try:
             return current, current.stat().st_dev
-        except (FileNotFoundError, NotADirectoryError, ValueError):
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, OSError) and exc.errno not in _ABSENT:
+                raise
             if current.parent == current:
                 return current, 0
             current = current.parent

@@ -184,10 +184,11 @@ class OpenRoots:
 
     Walking a root from `/` costs three calls per component (a job folder six levels deep:
     eighteen, for each Download of a job of small tasks). A root opened before is handed
-    out again (a duplicate descriptor, the caller's to close) while its path still leads
-    to that very folder: same device and inode by `stat` of the path. A folder removed,
-    moved or replaced since (a link included: it leads elsewhere) is walked afresh, by
-    `open_folder`, refusing links as ever.
+    out again (a duplicate descriptor, the caller's to close) only while the kernel's path
+    of that descriptor (`/proc/self/fd/N`) is the root's path itself: the folder is still
+    there, under no other name, reached through no link (a link anywhere on the way, or a
+    folder moved elsewhere and linked back, makes the two differ). Otherwise, and where
+    there is no /proc, the root is walked afresh by `open_folder`, refusing links as ever.
 
     Owned data: the open roots, under its own lock; `close` at the engine's end.
     """
@@ -197,6 +198,7 @@ class OpenRoots:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._open: OrderedDict[Path, Folder] = OrderedDict()
+        self._closed = False
 
     def open(
         self, path: Path, dir_mode: int | None, group: int | None, *, create: bool = True
@@ -206,28 +208,46 @@ class OpenRoots:
             kept = self._open.get(path)
             fd = -1 if kept is None else os.dup(kept.fd)
         if fd >= 0:
-            try:
-                now, held = path.stat(), os.fstat(fd)
-                if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
-                    return Folder(fd, path)
-            except OSError:
-                pass
+            if _still_at(fd, path):
+                return Folder(fd, path)
             os.close(fd)
         folder = open_folder(path, dir_mode, group, create=create)
-        with self._lock:
-            old = self._open.pop(path, None)
-            self._open[path] = Folder(os.dup(folder.fd), path)
-            while len(self._open) > self.MAX_OPEN:
-                self._open.popitem(last=False)[1].close()
-        if old is not None:
-            old.close()
+        if _still_at(folder.fd, path):  # else (no /proc, a bind mount...): never kept
+            self._keep(path, folder)
         return folder
+
+    def _keep(self, path: Path, folder: Folder) -> None:
+        try:
+            copy = Folder(os.dup(folder.fd), path)
+        except OSError:  # out of descriptors: the caller's folder is what matters
+            return
+        with self._lock:
+            if self._closed:
+                dropped = [copy]
+            else:
+                old = self._open.pop(path, None)
+                self._open[path] = copy
+                dropped = [] if old is None else [old]
+                while len(self._open) > self.MAX_OPEN:
+                    dropped.append(self._open.popitem(last=False)[1])
+        for each in dropped:
+            each.close()
 
     def close(self) -> None:
         with self._lock:
-            for folder in self._open.values():
-                folder.close()
+            self._closed = True
+            dropped = list(self._open.values())
             self._open.clear()
+        for folder in dropped:
+            folder.close()
+
+
+def _still_at(fd: int, path: Path) -> bool:
+    """True if the folder open at `fd` is, by the kernel's own account, at `path` now."""
+    try:
+        return Path(f"/proc/self/fd/{fd}").readlink() == path
+    except OSError:
+        return False
 
 
 class FolderTree:

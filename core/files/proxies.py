@@ -22,7 +22,8 @@ class ProxyRules:
     def proxy_for(self, url: str) -> str | None:
         """The proxy URL for `url`, or None to connect directly."""
         origin = _ORIGIN.match(url)
-        key = (origin[1].lower(), origin[2].lower()) if origin else None
+        # The netloc less any user:password@, which the cache has no need to hold.
+        key = (origin[1].lower(), origin[2].rpartition("@")[2].lower()) if origin else None
         if key in self._decided:
             return self._decided[key]
         parts = urlsplit(url)

@@ -229,6 +229,17 @@ def test_the_disk_margin_scales_down_on_a_small_filesystem(tmp_path):
         big.reserve(tmp_path, 112)  # a big filesystem keeps the whole margin
 
 
+def test_the_disk_guard_measures_the_nearest_folder_that_exists(tmp_path):
+    from cdl_tui.core.files.diskguard import DiskGuard
+
+    seen = []
+    guard = DiskGuard(0, probe=lambda p: seen.append(p) or 1 << 30, capacity=lambda p: 1 << 40)
+    guard.reserve(tmp_path / "job" / "shot", 10)  # not made yet: its parent is measured
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")  # a link loop counts as not there
+    guard.reserve(tmp_path / "loop" / "job", 10)
+    assert seen == [tmp_path, tmp_path]
+
+
 def test_a_worker_that_fails_outside_a_download_stops_the_run_loudly(monkeypatch, caplog):
     from cdl_tui.core.engine import EXIT_FAILED, Engine, EngineConfig
     from cdl_tui.core.farm.api import FarmClient

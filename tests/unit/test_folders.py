@@ -99,3 +99,30 @@ def test_a_kept_root_replaced_by_a_link_is_refused_not_followed(tmp_path):
         _write_through(roots, root, "b.exr")
     assert list(elsewhere.iterdir()) == []
     roots.close()
+
+
+def test_a_kept_root_moved_away_and_linked_back_is_refused(tmp_path):
+    # The same folder (same inode) reached through a link: written through, it would put
+    # the files wherever the folder was moved to, outside the output folder.
+    base = tmp_path.resolve()
+    root = base / "allowed" / "out" / "00001"
+    roots = OpenRoots()
+    _write_through(roots, root, "a.exr")
+    outside = base / "outside"
+    outside.mkdir()
+    (base / "allowed" / "out").rename(outside / "out")
+    (base / "allowed" / "out").symlink_to(outside / "out", target_is_directory=True)
+    with pytest.raises(LinkRefused, match="symbolic link"):
+        _write_through(roots, root, "b.exr")
+    assert [p.name for p in outside.rglob("*.exr")] == ["a.exr"]
+    roots.close()
+
+
+def test_roots_closed_keep_nothing_more(tmp_path):
+    root = tmp_path.resolve() / "out"
+    roots = OpenRoots()
+    before = open_fds()
+    roots.close()
+    _write_through(roots, root, "a.exr")  # a straggler after the engine's end
+    assert (root / "a.exr").exists()
+    assert open_fds() == before

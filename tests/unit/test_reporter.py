@@ -202,3 +202,51 @@ def test_more_senders_start_when_reports_wait_for_a_slow_farm():
     assert time.monotonic() - started < 2.0
     assert sorted(farm.sent) == sorted(f"d{n}" for n in range(8))
     assert 2 <= len(reporter._senders) <= 4
+
+
+class Hangs:
+    """A farm that hangs on the reports of one Download until `release` is set."""
+
+    def __init__(self, stuck: str) -> None:
+        self.stuck = stuck
+        self.release = threading.Event()
+        self.sent: list[str] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, report: Report) -> None:
+        if report.download_id == self.stuck:
+            self.release.wait(10)
+        with self.lock:
+            self.sent.append(report.download_id)
+
+
+def wait_until(check, seconds: float = 3.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return check()
+
+
+def test_a_report_behind_one_that_hangs_gets_a_sender_without_more_reports():
+    farm = Hangs("stuck")
+    reporter = Reporter(farm, senders=4)
+    reporter.submit(status("stuck", "downloaded"))  # the only sender hangs on it
+    time.sleep(0.1)
+    reporter.submit(status("d1", "downloaded"))  # and nothing is submitted after this
+    assert wait_until(lambda: "d1" in farm.sent)
+    farm.release.set()
+    assert reporter.flush(5)
+
+
+def test_a_hanging_download_first_in_line_does_not_hold_the_others():
+    farm = Hangs("stuck")
+    reporter = Reporter(farm, senders=4)
+    reporter.submit(status("stuck", "downloading"))
+    time.sleep(0.1)
+    reporter.submit(status("stuck", "downloaded"))  # first in line, its Download busy
+    reporter.submit(status("d1", "downloaded"))
+    assert wait_until(lambda: "d1" in farm.sent)
+    assert farm.sent == ["d1"]
+    farm.release.set()
+    assert reporter.flush(5)
+    assert farm.sent == ["d1", "stuck", "stuck"]
