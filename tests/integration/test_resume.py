@@ -96,38 +96,20 @@ def test_a_partial_is_resumed_and_a_server_ignoring_range_restarts_cleanly(
 ):
     farm = start_farm(jobs=1, tasks=1, files=1, size=3_000_000)
     job = farm.job_ids[0]
-    dest, content = write_partial(farm, tmp_path / "a", job, 1_000_000)
-    run = headless(
-        farm,
-        tmp_path,
-        job,
-        "--exit-when-done",
-        "--transfer",
-        transfer_kind,
-        "--output",
-        str(tmp_path / "a"),
-    )
-    assert run.wait(60) == 0
-    assert dest.read_bytes() == content
-    assert any("bytes=1000000- -> 206" in d for d in range_requests(farm))
+
+    def resume_into(out: Path) -> list[str]:
+        """A third of the file left in its temp file, then a run: the Range requests."""
+        dest, content = write_partial(farm, out, job, 1_000_000)
+        args = ("--exit-when-done", "--transfer", transfer_kind, "--output", str(out))
+        assert headless(farm, tmp_path, job, *args).wait(60) == 0
+        assert dest.read_bytes() == content
+        return range_requests(farm)
+
+    assert any("bytes=1000000- -> 206" in d for d in resume_into(tmp_path / "a"))
     # the same partial against a server that ignores Range
     farm.stop()
-    url, proc = serve(farm.data_dir, "--faults", "norange=1")
-    farm.url, farm.proc = url, proc
-    dest, content = write_partial(farm, tmp_path / "b", job, 1_000_000)
-    run = headless(
-        farm,
-        tmp_path,
-        job,
-        "--exit-when-done",
-        "--transfer",
-        transfer_kind,
-        "--output",
-        str(tmp_path / "b"),
-    )
-    assert run.wait(60) == 0
-    assert dest.read_bytes() == content
-    assert any("bytes=1000000- -> 200" in d for d in range_requests(farm))
+    farm.url, farm.proc = serve(farm.data_dir, "--faults", "norange=1")
+    assert any("bytes=1000000- -> 200" in d for d in resume_into(tmp_path / "b"))
     assert not temp_files(tmp_path / "b")
 
 
