@@ -26,6 +26,7 @@ from cdl_tui.core.logsetup import configure_logging
 from cdl_tui.core.model import faults
 from cdl_tui.core.model.errors import AuthError, CdlError, ConfigError
 from cdl_tui.core.model.jobspec import JobSpec, parse_job_specs
+from cdl_tui.core.model.settings import TRANSFER_ENGINES
 from cdl_tui.core.model.version import __version__
 
 EXIT_SIGINT = 130
@@ -75,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--disable-reporting", action="store_true", help="send no status reports to the farm")
     add(
         "--transfer",
-        choices=("auto", "curl", "python"),
+        choices=TRANSFER_ENGINES,
         help="how files move: libcurl (curl), http.client (python); default auto",
     )
     add("--max-bandwidth", metavar="RATE", help="limit all downloads together, e.g. 40MB/s")

@@ -148,9 +148,8 @@ def tls_context(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         return context
-    cafile = os.environ.get("SSL_CERT_FILE") or certifi.where()
-    capath = os.environ.get("SSL_CERT_DIR")
-    return ssl.create_default_context(cafile=cafile, capath=capath)
+    trust = file_tls_setting(None, True)  # SSL_CERT_FILE / SSL_CERT_DIR, else certifi
+    return ssl.create_default_context(cafile=trust.ca_file, capath=trust.ca_dir)
 
 
 def make_http_client(

@@ -21,6 +21,7 @@ log = logging.getLogger("cdl.engine")
 def choose_transfer(kind: str, client: FarmClient, throttle: TokenBucket) -> Transfer:
     """The Transfer for `kind` ("auto", "curl" or "python")."""
     problem = curl.available()
+    proxies = ProxyRules()  # the environment's, read once
     if kind == "curl" and problem is not None:
         raise ConfigError(f"transfer = curl, but pycurl cannot be imported here ({problem})")
     if kind == "python" or problem is not None:
@@ -30,11 +31,11 @@ def choose_transfer(kind: str, client: FarmClient, throttle: TokenBucket) -> Tra
                 "slower for many small files",
                 problem,
             )
-        return ThreadTransfer(Fetcher(client.http, lambda: client.tls), throttle)
+        return ThreadTransfer(Fetcher(client.http, lambda: client.tls, proxies=proxies), throttle)
     timeout = client.http.timeout
     settings = curl.CurlSettings(
         tls=client.file_tls,
         connect_timeout=timeout.connect or 10.0,
         read_timeout=timeout.read or 60.0,
     )
-    return curl.CurlTransfer(settings, throttle, ProxyRules())
+    return curl.CurlTransfer(settings, throttle, proxies)
